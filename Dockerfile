@@ -1,0 +1,22 @@
+# realtime-trio: docker build -t ai-realtime-server . && docker run --rm -p 3001:3001 --env-file .env ai-realtime-server
+FROM python:3.12-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY src ./src
+RUN pip install --no-cache-dir --prefix=/install .
+
+FROM python:3.12-slim
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOST=0.0.0.0 \
+    PORT=3001
+RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin app
+COPY --from=build /install /usr/local
+USER app
+WORKDIR /home/app
+EXPOSE 3001
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '3001'), timeout=3)"]
+# SIGTERM (docker stop) makes the server stop accepting, finish in-flight requests and exit 0.
+STOPSIGNAL SIGTERM
+CMD ["realtime-trio", "serve"]

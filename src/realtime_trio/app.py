@@ -1,0 +1,99 @@
+"""The app factory: settings and an upstream client in, a Quart-Trio ASGI app out."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+from quart import request
+from quart_schema import QuartSchema, RequestSchemaValidationError
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from . import api
+from ._version import __version__
+from .access_log import AccessLogMiddleware
+from .config import Settings
+from .errors import RealtimeTrioError
+from .request import ApiRequest
+from .services import EXTENSION_KEY, Services
+from .upstream import OpenAIClient
+
+logger = logging.getLogger(__name__)
+
+JSONAnswer = tuple[dict[str, Any], int]
+
+
+def create_app(settings: Settings, *, upstream: OpenAIClient) -> QuartTrio:
+    """Build the HTTP app.
+
+    Args:
+        settings: the server's settings.
+        upstream: the client for OpenAI's REST API; the caller opens and closes it.
+    """
+    app = QuartTrio(__name__)
+    app.request_class = ApiRequest
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_body_bytes
+    QuartSchema(
+        app,
+        info={"title": "realtime-trio", "version": __version__},
+        openapi_path="/openapi.json",
+        swagger_ui_path="/docs",
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+        pydantic_dump_options={"by_alias": True},
+    )
+
+    app.extensions[EXTENSION_KEY] = Services(settings=settings, upstream=upstream)
+    app.register_blueprint(api.blueprint)
+    _register_error_handlers(app)
+    app.asgi_app = AccessLogMiddleware(app.asgi_app)  # type: ignore[method-assign]
+    return app
+
+
+def _register_error_handlers(app: QuartTrio) -> None:
+    """Every error leaves as JSON `{"error": str, "code": str}`; none as a traceback."""
+
+    @app.errorhandler(RealtimeTrioError)
+    async def our_error(exc: RealtimeTrioError) -> JSONAnswer:
+        return exc.body(), exc.status
+
+    @app.errorhandler(RequestSchemaValidationError)
+    async def invalid_body(exc: RequestSchemaValidationError) -> JSONAnswer:
+        return _describe_invalid_body(exc.validation_error), 400
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> JSONAnswer:
+        status = exc.code or 500
+        if status == 404:
+            message = f"Not found: {request.method} {request.path}"
+        elif status == 405:
+            message = f"Method {request.method} is not allowed on {request.path}"
+        elif status == 413:
+            limit = app.config["MAX_CONTENT_LENGTH"]
+            message = f"Request body is larger than the limit of {limit} bytes"
+        else:
+            message = exc.description or exc.name
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return {"error": message, "code": code}, status
+
+    @app.errorhandler(Exception)
+    async def unexpected(exc: Exception) -> JSONAnswer:
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        return {"error": "Internal server error", "code": "internal_error"}, 500
+
+
+def _describe_invalid_body(error: Exception) -> dict[str, Any]:
+    """A 400 body naming the first field at fault, in the request's own (camelCase) names."""
+    if not isinstance(error, ValidationError) or not error.errors():
+        return {"error": f"Invalid request body: {error}", "code": "invalid_request"}
+    first = error.errors()[0]
+    path = ".".join(str(part) for part in first["loc"])
+    if not path:
+        return {"error": "Request body must be a JSON object", "code": "invalid_request"}
+    return {
+        "error": f"Invalid field '{path}': {first['msg']}",
+        "code": "invalid_request",
+        "field": path,
+    }

@@ -1,0 +1,118 @@
+"""The `realtime-trio` command: `serve`, `simulate` and `demo`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from functools import partial
+
+import trio
+
+from ._version import __version__
+from .config import SettingsError, load_settings
+from .logs import configure_logging
+
+logger = logging.getLogger("realtime_trio")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return int(args.run(args) or 0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="realtime-trio",
+        description="A keyless backend for mobile voice apps on the OpenAI Realtime API.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the HTTP server (settings from env and .env)")
+    serve.add_argument("--host", help="overrides HOST")
+    serve.add_argument("--port", type=int, help="overrides PORT")
+    serve.set_defaults(run=_serve)
+
+    simulate = commands.add_parser("simulate", help="run the offline OpenAI Realtime simulator")
+    simulate.add_argument("--host", default="127.0.0.1")
+    simulate.add_argument("--port", type=int, default=8100)
+    simulate.add_argument(
+        "--api-key",
+        action="append",
+        dest="api_keys",
+        metavar="KEY",
+        help="a standard key it accepts (repeatable; default: the simulator's own key)",
+    )
+    simulate.add_argument("--log-level", default="INFO")
+    simulate.set_defaults(run=_simulate)
+
+    demo = commands.add_parser("demo", help="play the main job offline, on the simulator")
+    demo.add_argument("--json", action="store_true", help="print the report as one JSON document")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .serve import serve, wait_for_stop_signal
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        print(f"realtime-trio: {exc}", file=sys.stderr)
+        return 2
+    key = settings.openai_api_key
+    configure_logging(settings.log_level, secrets=(key.get_secret_value(),) if key else ())
+    if key is None:
+        logger.warning(
+            "OPENAI_API_KEY is not configured: endpoints that need upstream will answer 503"
+        )
+    logger.info(
+        "realtime-trio %s on %s:%d, upstream %s",
+        __version__,
+        settings.host,
+        settings.port,
+        settings.openai_base_url,
+    )
+    trio.run(partial(serve, settings, shutdown_trigger=wait_for_stop_signal))
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from .serve import wait_for_stop_signal
+
+    try:
+        from .simulator import DEFAULT_API_KEY, SimulatorState, run_simulator
+    except ImportError as exc:
+        print(f"realtime-trio: {exc}", file=sys.stderr)
+        return 2
+
+    configure_logging(args.log_level.upper())
+    state = SimulatorState(api_keys=tuple(args.api_keys or (DEFAULT_API_KEY,)))
+    logger.info("OpenAI Realtime simulator on http://%s:%d/v1", args.host, args.port)
+    trio.run(
+        partial(
+            run_simulator,
+            host=args.host,
+            port=args.port,
+            state=state,
+            shutdown_trigger=wait_for_stop_signal,
+        )
+    )
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    try:
+        from . import demo
+    except ImportError as exc:
+        print(f"realtime-trio: {exc}", file=sys.stderr)
+        return 2
+
+    configure_logging("WARNING")
+    return demo.main(as_json=args.json)

@@ -1,0 +1,95 @@
+"""Settings: read once from the environment and `.env`, then handed to everything that needs them.
+
+Environment variables win over `.env`; `.env` is read from the working directory.
+No module reads the environment on its own: `Settings` is built at start-up and passed in.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import urlencode
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class Settings(BaseSettings):
+    """Every setting of the server; each field is read from the upper-case variable of its name."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+        frozen=True,
+    )
+
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        description="Standard OpenAI API key; without it upstream endpoints answer 503.",
+    )
+    openai_base_url: str = Field(
+        default="https://api.openai.com/v1",
+        description="REST base of the upstream; the sideband WebSocket URL is derived from it.",
+    )
+    host: str = Field(default="0.0.0.0", description="Address the HTTP server binds to.")
+    port: int = Field(default=3001, ge=0, le=65535, description="Port the HTTP server binds to.")
+    realtime_model: str = Field(default="gpt-realtime", min_length=1)
+    transcription_model: str = Field(default="gpt-4o-mini-transcribe", min_length=1)
+    extraction_cooldown_seconds: float = Field(default=60, ge=0)
+    sideband_debug_events: bool = False
+    log_level: LogLevel = "INFO"
+    upstream_timeout_seconds: float = Field(
+        default=15, gt=0, description="Total deadline for one upstream HTTP request."
+    )
+    upstream_connect_timeout_seconds: float = Field(
+        default=5, gt=0, description="Deadline for opening a connection to the upstream."
+    )
+    max_request_body_bytes: int = Field(
+        default=65536, gt=0, description="Larger request bodies are refused with 413."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("openai_base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @property
+    def realtime_ws_url(self) -> str:
+        """The sideband WebSocket endpoint: the REST base with http->ws and https->wss."""
+        scheme, rest = self.openai_base_url.split("://", 1)
+        return f"{'wss' if scheme == 'https' else 'ws'}://{rest}/realtime"
+
+    def sideband_url(self, call_id: str) -> str:
+        """Where the sideband for a WebRTC call attaches (`?call_id=` joins an existing call)."""
+        return f"{self.realtime_ws_url}?{urlencode({'call_id': call_id})}"
+
+
+class SettingsError(Exception):
+    """A setting has a bad value; the message is one line naming the variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build `Settings` from the environment, `.env` and *overrides*, or raise `SettingsError`."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(describe_settings_error(exc)) from None
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    """One line naming each bad variable and why, never echoing a secret's value."""
+    parts = []
+    for error in exc.errors():
+        name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+        parts.append(f"{name}: {error['msg']}")
+    return "invalid setting " + "; ".join(parts)

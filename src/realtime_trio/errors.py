@@ -1,0 +1,106 @@
+"""The package's exceptions. Each one knows the HTTP answer it becomes.
+
+    RealtimeTrioError                 status  code
+     +-- BadRequest                     400   invalid_json / invalid_request (names the field)
+     +-- NotFound                       404   not_found
+     +-- UpstreamError                  502   upstream_error
+          +-- UpstreamNotConfigured     503   not_configured
+          +-- UpstreamUnreachable       502   upstream_unreachable
+          +-- UpstreamTimeout           504   upstream_timeout
+          +-- UpstreamStatusError       502   upstream_error (carries upstream's status and message)
+          +-- UpstreamBadResponse       502   upstream_bad_response
+
+Messages are written for people and never contain the API key: anything that came from
+upstream passes through `redact()` before it is kept.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+_KEY_LIKE = re.compile(r"\b(?P<kind>sk|rk|ek)[-_](?P<rest>[A-Za-z0-9*_.\-]{8,})")
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """*text* with every given secret, and anything shaped like an OpenAI key, masked.
+
+    Standard keys vanish entirely (`sk-***`); ephemeral client secrets keep a short prefix
+    (`ek_68af…`) so a log reader can still tell two of them apart.
+    """
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return _KEY_LIKE.sub(_mask, text)
+
+
+def _mask(match: re.Match[str]) -> str:
+    if match["kind"] == "ek":
+        return f"ek_{match['rest'][:4]}…"
+    return f"{match['kind']}-***"
+
+
+class RealtimeTrioError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        """The JSON error body: `error` stays a string, as the original's clients read it."""
+        return {"error": self.message, "code": self.code, **self.extra}
+
+
+class BadRequest(RealtimeTrioError):
+    status = 400
+    code = "invalid_request"
+
+
+class InvalidJSON(BadRequest):
+    code = "invalid_json"
+
+
+class NotFound(RealtimeTrioError):
+    status = 404
+    code = "not_found"
+
+
+class UpstreamError(RealtimeTrioError):
+    """The upstream (OpenAI, a proxy, the simulator) could not do what was asked."""
+
+    status = 502
+    code = "upstream_error"
+
+
+class UpstreamNotConfigured(UpstreamError):
+    status = 503
+    code = "not_configured"
+
+
+class UpstreamUnreachable(UpstreamError):
+    code = "upstream_unreachable"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    code = "upstream_timeout"
+
+
+class UpstreamStatusError(UpstreamError):
+    """Upstream answered with an error status; its status and message travel with it."""
+
+    def __init__(
+        self, message: str, *, upstream_status: int, upstream_code: str | None = None
+    ) -> None:
+        super().__init__(message, upstreamStatus=upstream_status, upstreamCode=upstream_code)
+        self.upstream_status = upstream_status
+        self.upstream_code = upstream_code
+
+
+class UpstreamBadResponse(UpstreamError):
+    code = "upstream_bad_response"

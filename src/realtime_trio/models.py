@@ -1,0 +1,55 @@
+"""Request and response bodies of the HTTP API, as the original server's clients send and read them.
+
+Field names are camelCase on the wire. Unknown keys are ignored (apps send extras, such as a
+`transcript` on renew); a field of the wrong type is refused, naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", strict=True
+    )
+
+
+class TokenRequest(ApiModel):
+    """Body of `POST /token`; every field is optional and an absent body means all defaults."""
+
+    model: str | None = Field(default=None, description="Realtime model; REALTIME_MODEL if absent.")
+    voice: str | None = Field(
+        default=None, description="Output voice; without one the session is text-only."
+    )
+    enable_transcription: bool | None = Field(
+        default=None, description="Transcribe the user's audio with TRANSCRIPTION_MODEL."
+    )
+    instructions: str | None = Field(default=None, description="System instructions for the call.")
+
+    @field_validator("model", "voice")
+    @classmethod
+    def _empty_is_absent(cls, value: str | None) -> str | None:
+        # The original tested these for truthiness: an empty string meant "not given".
+        return value or None
+
+
+class TokenResponse(ApiModel):
+    client_secret: str = Field(description="Ephemeral key (`ek_...`) for the app's WebRTC call.")
+    expires_at: int = Field(description="When the secret stops opening new calls, unix seconds.")
+    raw: dict[str, Any] = Field(description="The upstream `client_secrets` answer as received.")
+
+
+class HealthResponse(ApiModel):
+    status: str
+
+
+class ErrorResponse(ApiModel):
+    """Every error answer. `error` is a string because existing apps read it as one."""
+
+    error: str = Field(description="What went wrong, for people.")
+    code: str = Field(description="What went wrong, for programs.")
+    field: str | None = Field(default=None, description="The request field at fault, if one is.")

@@ -1,0 +1,60 @@
+"""An offline simulator of the OpenAI Realtime API, for tests, the demo and benchmarks.
+
+It answers as the real API does (shapes, statuses, error bodies) and checks what it receives
+against the OpenAI SDK's published types (the `simulator` extra). Run it on its own with
+`realtime-trio simulate`, or start it in-process with `run_simulator` on a nursery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import trio
+
+from ..serve import ShutdownTrigger, serve_app
+from .app import create_simulator_app
+from .state import DEFAULT_API_KEY, Fault, SimulatorState
+
+__all__ = [
+    "DEFAULT_API_KEY",
+    "Fault",
+    "RunningSimulator",
+    "SimulatorState",
+    "create_simulator_app",
+    "run_simulator",
+]
+
+
+@dataclass(frozen=True)
+class RunningSimulator:
+    """A simulator accepting connections at `url` (`http://host:port`)."""
+
+    url: str
+    state: SimulatorState
+
+    @property
+    def base_url(self) -> str:
+        """What `OPENAI_BASE_URL` should be to use this simulator."""
+        return f"{self.url}/v1"
+
+
+async def run_simulator(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    state: SimulatorState | None = None,
+    shutdown_trigger: ShutdownTrigger | None = None,
+    task_status: trio.TaskStatus[RunningSimulator] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the simulator until *shutdown_trigger* returns or the task is cancelled.
+
+    `task_status.started()` receives a `RunningSimulator` once it accepts connections.
+    """
+    state = state if state is not None else SimulatorState()
+    app = create_simulator_app(state)
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(
+            partial(serve_app, app, host=host, port=port, shutdown_trigger=shutdown_trigger)
+        )
+        task_status.started(RunningSimulator(url=binds[0], state=state))

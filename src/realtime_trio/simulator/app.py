@@ -1,0 +1,175 @@
+"""The simulator's HTTP app: OpenAI's REST endpoints under `/v1`, its own control API under `/_sim`.
+
+Everything under `/v1` is recorded (see `SimulatorState.requests`) and may be slowed or failed on
+request through `POST /_sim/faults`, so tests can assert on exactly what crossed the wire and
+exercise timeouts and upstream errors over real sockets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import trio
+from quart import Response, request
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from .errors import OpenAIError, invalid_request
+from .sessions import realtime_session, transcription_session
+from .state import Fault, RecordedRequest, SimulatorState
+from .validation import check_client_secret_response, validate_client_secret_request
+
+logger = logging.getLogger(__name__)
+
+JSONAnswer = tuple[dict[str, Any], int]
+
+_NOT_JSON = (
+    "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
+    "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was "
+    "sent was not valid JSON.)"
+)
+
+
+def create_simulator_app(state: SimulatorState) -> QuartTrio:
+    """The simulator as an ASGI app over *state*."""
+    app = QuartTrio(__name__)
+    app.extensions["simulator"] = state
+
+    @app.before_request
+    async def record_and_inject_faults() -> Response | None:
+        if not request.path.startswith("/v1/"):
+            return None
+        state.record(await _recorded(request))
+        fault = state.take_fault(request.path)
+        if fault is None:
+            return None
+        return await _apply(fault)
+
+    @app.post("/v1/realtime/client_secrets")
+    async def create_client_secret() -> JSONAnswer:
+        _authenticate_api_key(state)
+        body = await _json_body()
+        requested, ttl = validate_client_secret_request(body)
+        if requested["type"] == "realtime":
+            session = realtime_session(requested)
+        else:
+            session = transcription_session(requested)
+        minted = state.mint_secret(session, ttl)
+        answer = {"value": minted.value, "expires_at": minted.expires_at, "session": session}
+        check_client_secret_response(answer)
+        return answer, 200
+
+    @app.get("/_sim/requests")
+    async def recorded_requests() -> JSONAnswer:
+        path = request.args.get("path")
+        kept = state.requests_to(path) if path else list(state.requests)
+        return {"requests": [r.as_json() for r in kept]}, 200
+
+    @app.delete("/_sim/requests")
+    async def forget_requests() -> tuple[str, int]:
+        state.requests.clear()
+        return "", 204
+
+    @app.post("/_sim/faults")
+    async def arm_fault() -> JSONAnswer:
+        body = await _json_body()
+        try:
+            fault = Fault(**body)
+        except TypeError as exc:
+            raise invalid_request(f"Invalid fault: {exc}") from None
+        state.faults.append(fault)
+        return {"armed": body}, 201
+
+    @app.delete("/_sim/faults")
+    async def clear_faults() -> tuple[str, int]:
+        state.faults.clear()
+        return "", 204
+
+    @app.errorhandler(OpenAIError)
+    async def openai_error(exc: OpenAIError) -> JSONAnswer:
+        return exc.body(), exc.status
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> JSONAnswer:
+        status = exc.code or 500
+        if status in (404, 405):
+            message = f"Invalid URL ({request.method} {request.path})"
+        else:
+            message = exc.description or exc.name
+        return OpenAIError(status, message).body(), status
+
+    return app
+
+
+def _authenticate_api_key(state: SimulatorState) -> None:
+    """Require `Authorization: Bearer <standard key>`, answering 401 as the real API does."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise OpenAIError(
+            401,
+            "You didn't provide an API key. You need to provide your API key in an "
+            "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+        )
+    key = key.strip()
+    if not state.is_api_key(key):
+        raise OpenAIError(
+            401,
+            f"Incorrect API key provided: {_masked(key)}. You can find your API key at "
+            "https://platform.openai.com/account/api-keys.",
+            code="invalid_api_key",
+        )
+
+
+def _masked(key: str) -> str:
+    """The key as OpenAI echoes it: a few characters at each end."""
+    if len(key) <= 10:
+        return "*" * len(key)
+    return key[:6] + "*" * (len(key) - 10) + key[-4:]
+
+
+async def _json_body() -> Any:
+    raw = await request.get_data(as_text=False)
+    try:
+        return json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        raise invalid_request(_NOT_JSON) from None
+
+
+async def _recorded(req: Any) -> RecordedRequest:
+    raw = await req.get_data(as_text=False)
+    try:
+        body: Any = json.loads(raw) if raw.strip() else None
+    except ValueError:
+        body = raw.decode("utf-8", "replace")
+    headers = {k.lower(): v for k, v in req.headers.items()}
+    if "authorization" in headers:
+        headers["authorization"] = headers["authorization"][:16] + "…"
+    return RecordedRequest(
+        method=req.method,
+        path=req.path,
+        query=req.query_string.decode("latin-1"),
+        headers=headers,
+        body=body,
+    )
+
+
+async def _apply(fault: Fault) -> Response | None:
+    if fault.delay_seconds:
+        await trio.sleep(fault.delay_seconds)
+    if fault.status is None:
+        return None
+    error = fault.error or {
+        "message": f"Simulated failure ({fault.status})",
+        "type": "server_error" if fault.status >= 500 else "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+    response = Response(
+        json.dumps({"error": error}), status=fault.status, content_type="application/json"
+    )
+    for name, value in fault.headers.items():
+        response.headers[name] = value
+    return response

@@ -1,0 +1,117 @@
+"""What the simulator remembers: its API keys, the secrets it minted, what it was sent, and faults
+a test asked it to inject. One `SimulatorState` per simulator; tests may read it directly."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_API_KEY = "sk-simulator-key"
+RECORDED_REQUESTS_KEPT = 10_000
+
+
+@dataclass(frozen=True)
+class MintedSecret:
+    value: str
+    expires_at: int
+    session: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as it crossed the wire (the authorization header reduced to its first chars)."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: Any
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "headers": self.headers,
+            "body": self.body,
+        }
+
+
+@dataclass
+class Fault:
+    """Make the next `times` requests to `path` wait `delay_seconds`, then answer `status`.
+
+    With no `status` the request is served normally after the delay.
+    """
+
+    path: str
+    status: int | None = None
+    delay_seconds: float = 0.0
+    times: int = 1
+    error: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class SimulatorState:
+    """The simulator's memory.
+
+    Args:
+        api_keys: the standard keys it accepts.
+        clock: wall-clock seconds, injectable so tests can age secrets.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_keys: tuple[str, ...] = (DEFAULT_API_KEY,),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.api_keys = set(api_keys)
+        self.clock = clock
+        self.secrets: dict[str, MintedSecret] = {}
+        self.requests: deque[RecordedRequest] = deque(maxlen=RECORDED_REQUESTS_KEPT)
+        self.faults: list[Fault] = []
+
+    def is_api_key(self, key: str) -> bool:
+        return any(secrets.compare_digest(key, known) for known in self.api_keys)
+
+    def mint_secret(self, session: dict[str, Any], ttl_seconds: int) -> MintedSecret:
+        now = self.clock()
+        self._forget_expired(now)
+        minted = MintedSecret(
+            value="ek_" + secrets.token_hex(16), expires_at=int(now) + ttl_seconds, session=session
+        )
+        self.secrets[minted.value] = minted
+        return minted
+
+    def live_secret(self, value: str) -> MintedSecret | None:
+        """The minted secret *value*, unless unknown or expired."""
+        minted = self.secrets.get(value)
+        if minted is None or minted.expires_at <= self.clock():
+            return None
+        return minted
+
+    def record(self, request: RecordedRequest) -> None:
+        self.requests.append(request)
+
+    def requests_to(self, path: str) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path == path]
+
+    def take_fault(self, path: str) -> Fault | None:
+        """The first fault armed for *path*, counting this use of it."""
+        for fault in self.faults:
+            if fault.path == path and fault.times > 0:
+                fault.times -= 1
+                if fault.times == 0:
+                    self.faults.remove(fault)
+                return fault
+        return None
+
+    def _forget_expired(self, now: float) -> None:
+        expired = [value for value, s in self.secrets.items() if s.expires_at <= now]
+        for value in expired:
+            del self.secrets[value]

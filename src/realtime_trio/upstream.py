@@ -1,0 +1,182 @@
+"""The REST side of the upstream (OpenAI, a compatible proxy, or the simulator).
+
+One `OpenAIClient` per server process, handed to the app; tests and the demo hand in one
+pointed at the simulator. It owns a pooled `httpx.AsyncClient` unless one is handed in.
+Every failure becomes an `UpstreamError` (see `errors`), with the API key scrubbed from it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import trio
+
+from ._version import __version__
+from .config import Settings
+from .errors import (
+    UpstreamBadResponse,
+    UpstreamNotConfigured,
+    UpstreamStatusError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+    redact,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClientSecret:
+    """An ephemeral key as minted upstream, with the answer it came in."""
+
+    value: str
+    expires_at: int
+    raw: dict[str, Any]
+
+    @property
+    def prefix(self) -> str:
+        """What may be logged of the secret."""
+        return secret_prefix(self.value)
+
+
+def secret_prefix(value: str) -> str:
+    return value[:7] + "…"
+
+
+class OpenAIClient:
+    """Calls the upstream REST API with the server's API key.
+
+    Args:
+        settings: base URL, API key and timeouts.
+        http: an `httpx.AsyncClient` to use instead of opening one; the caller then closes it.
+
+    Resource handling: use as an async context manager, or call `aclose()`.
+    """
+
+    def __init__(self, settings: Settings, *, http: httpx.AsyncClient | None = None) -> None:
+        self._settings = settings
+        self._owns_http = http is None
+        self._http = http or httpx.AsyncClient(
+            timeout=httpx.Timeout(
+                settings.upstream_timeout_seconds, connect=settings.upstream_connect_timeout_seconds
+            ),
+            headers={"User-Agent": f"realtime-trio/{__version__}"},
+        )
+
+    async def __aenter__(self) -> OpenAIClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool, even from a cancelled scope (within a second)."""
+        if self._owns_http:
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                await self._http.aclose()
+
+    @property
+    def configured(self) -> bool:
+        return self._settings.openai_api_key is not None
+
+    async def create_client_secret(self, session: dict[str, Any]) -> ClientSecret:
+        """Mint an ephemeral client secret bound to *session* (`POST /realtime/client_secrets`).
+
+        Raises:
+            UpstreamError: not configured, unreachable, too slow, refused, or a malformed answer.
+        """
+        data = await self.post_json("/realtime/client_secrets", {"session": session})
+        # GA answers carry `value`/`expires_at` at the top; older shapes nest them.
+        holder = data if "value" in data else data.get("client_secret")
+        if not isinstance(holder, dict):
+            raise UpstreamBadResponse("Upstream client_secrets answer has no client secret value")
+        value, expires_at = holder.get("value"), holder.get("expires_at")
+        if not isinstance(value, str) or not value or not isinstance(expires_at, int):
+            raise UpstreamBadResponse(
+                "Upstream client_secrets answer has no usable value/expires_at"
+            )
+        secret = ClientSecret(value=value, expires_at=expires_at, raw=data)
+        logger.info("minted client secret %s expiring at %d", secret.prefix, expires_at)
+        return secret
+
+    async def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST *body* to *path* under `OPENAI_BASE_URL` and return the JSON object answered.
+
+        The whole exchange runs under one deadline, `UPSTREAM_TIMEOUT_SECONDS`.
+        """
+        api_key = self._api_key()
+        url = self._settings.openai_base_url + path
+        timeout = self._settings.upstream_timeout_seconds
+        try:
+            with trio.fail_after(timeout):
+                response = await self._http.post(
+                    url, json=body, headers={"Authorization": f"Bearer {api_key}"}
+                )
+        except (trio.TooSlowError, httpx.TimeoutException):
+            logger.warning("upstream POST %s timed out after %ss", path, timeout)
+            raise UpstreamTimeout(
+                f"Upstream did not answer POST {path} within {timeout:g} seconds"
+            ) from None
+        except httpx.TransportError as exc:
+            reason = redact(str(exc) or type(exc).__name__, api_key)
+            logger.warning("upstream POST %s unreachable: %s", path, reason)
+            raise UpstreamUnreachable(f"Upstream unreachable for POST {path}: {reason}") from None
+
+        request_id = response.headers.get("x-request-id", "-")
+        if response.is_error:
+            message, code = _error_message(response)
+            message = redact(message, api_key)
+            logger.warning(
+                "upstream POST %s answered %d %s (request %s): %s",
+                path,
+                response.status_code,
+                code or "-",
+                request_id,
+                message,
+            )
+            raise UpstreamStatusError(
+                f"Upstream error {response.status_code}: {message}",
+                upstream_status=response.status_code,
+                upstream_code=code,
+            )
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise UpstreamBadResponse(
+                f"Upstream answered POST {path} with something not a JSON object"
+            )
+        logger.debug(
+            "upstream POST %s answered %d (request %s)", path, response.status_code, request_id
+        )
+        return data
+
+    def _api_key(self) -> str:
+        key = self._settings.openai_api_key
+        if key is None:
+            raise UpstreamNotConfigured(
+                "OPENAI_API_KEY is not configured: set it in the environment or in .env"
+            )
+        return key.get_secret_value()
+
+
+def _error_message(response: httpx.Response) -> tuple[str, str | None]:
+    """Upstream's own error message and code, from OpenAI's `{"error": {...}}` shape if used."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        error = body["error"]
+        message = error.get("message")
+        code = error.get("code")
+        return (
+            str(message) if message else response.reason_phrase or "error",
+            str(code) if code else None,
+        )
+    text = response.text.strip()[:200]
+    return text or response.reason_phrase or "error", None

@@ -1,0 +1,65 @@
+"""Shared fixtures: the simulator and the server on loopback ports, talking over real sockets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from realtime_trio.config import Settings
+from realtime_trio.serve import serve
+from realtime_trio.simulator import DEFAULT_API_KEY, RunningSimulator, run_simulator
+
+StartServer = Callable[..., Awaitable[str]]
+
+# Settings the tests set themselves; cleared from the environment so a developer's shell
+# cannot change what a test sees.
+_SETTING_VARIABLES = [name.upper() for name in Settings.model_fields]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _SETTING_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Settings for a test server: loopback, port 0, no `.env`, plus *overrides*."""
+    values: dict[str, Any] = {"host": "127.0.0.1", "port": 0, **overrides}
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def simulator(nursery: trio.Nursery) -> RunningSimulator:
+    return await nursery.start(run_simulator)
+
+
+@pytest.fixture
+def start_server(nursery: trio.Nursery, simulator: RunningSimulator) -> StartServer:
+    """Start a server wired to the simulator; keyword arguments override its settings."""
+
+    async def start(**overrides: Any) -> str:
+        values = {
+            "openai_api_key": DEFAULT_API_KEY,
+            "openai_base_url": simulator.base_url,
+            **overrides,
+        }
+        binds: list[str] = await nursery.start(partial(serve, make_settings(**values)))
+        return binds[0]
+
+    return start
+
+
+@pytest.fixture
+async def server(start_server: StartServer) -> str:
+    return await start_server()
+
+
+@pytest.fixture
+async def client(server: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server, timeout=30) as http:
+        yield http

@@ -1,0 +1,94 @@
+"""One access-log line per request, and no secret in any log line."""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+from typing import Any
+
+import httpx
+import pytest
+
+from realtime_trio.logs import RedactingFormatter
+from realtime_trio.simulator import RunningSimulator
+
+ACCESS_LINE = re.compile(r"^(?P<method>[A-Z]+) (?P<path>\S+) (?P<status>\d{3}) (?P<ms>\d+\.\d)ms$")
+
+
+def access_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "realtime_trio.access"]
+
+
+async def test_each_request_is_logged_on_one_line(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+
+    await client.post("/token", json={"voice": "marin"})
+    await client.post("/token", json={"voice": 1})
+    await client.get("/missing")
+
+    lines = [ACCESS_LINE.match(r.getMessage()) for r in access_records(caplog)]
+    assert all(lines), [r.getMessage() for r in access_records(caplog)]
+    fields = [(m["method"], m["path"], m["status"]) for m in lines if m]
+    assert fields == [
+        ("POST", "/token", "200"),
+        ("POST", "/token", "400"),
+        ("GET", "/missing", "404"),
+    ]
+    first = access_records(caplog)[0]
+    assert (first.http_method, first.http_path, first.http_status) == ("POST", "/token", 200)  # type: ignore[attr-defined]
+    assert first.duration_ms >= 0  # type: ignore[attr-defined]
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_no_log_line_holds_the_api_key_or_a_full_client_secret(
+    start_server: Any, simulator: RunningSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    good, wrong = simulator.state.api_keys.copy().pop(), "sk-proj-not-the-key-9f8e7d6c5b4a"
+    urls = [
+        await start_server(),
+        await start_server(openai_api_key=wrong),
+        await start_server(openai_base_url=f"http://127.0.0.1:{_closed_port()}/v1"),
+        await start_server(openai_api_key=None),
+    ]
+
+    statuses = []
+    for url in urls:
+        async with httpx.AsyncClient(base_url=url) as http:
+            statuses.append((await http.post("/token", json={"voice": "marin"})).status_code)
+
+    assert statuses == [200, 502, 502, 503]
+    minted = list(simulator.state.secrets)
+    assert len(minted) == 1
+    text = caplog.text
+    assert "minted client secret ek_" in text
+    for secret in [good, wrong, wrong[-4:], *minted]:
+        assert secret not in text
+
+
+def test_the_formatter_masks_keys_and_secrets() -> None:
+    formatter = RedactingFormatter("%(message)s", secrets=("my-odd-key-format",))
+    record = logging.LogRecord(
+        "x",
+        logging.INFO,
+        __file__,
+        1,
+        "key %s, other sk-abc123def456, secret ek_68af296e8e408191a1120ab6383263c2",
+        ("my-odd-key-format",),
+        None,
+    )
+
+    line = formatter.format(record)
+
+    assert "my-odd-key-format" not in line
+    assert "sk-abc123def456" not in line
+    assert "ek_68af296e8e408191a1120ab6383263c2" not in line
+    assert "ek_68af…" in line
