@@ -53,3 +53,9 @@ class ErrorResponse(ApiModel):
     error: str = Field(description="What went wrong, for people.")
     code: str = Field(description="What went wrong, for programs.")
     field: str | None = Field(default=None, description="The request field at fault, if one is.")
+    upstream_status: int | None = Field(
+        default=None, description="The upstream's HTTP status, when upstream refused."
+    )
+    upstream_code: str | None = Field(
+        default=None, description="The upstream's own error code, when it gave one."
+    )
