@@ -39,8 +39,24 @@ async def simulator(nursery: trio.Nursery) -> RunningSimulator:
 
 
 @pytest.fixture
-def start_server(nursery: trio.Nursery, simulator: RunningSimulator) -> StartServer:
-    """Start a server wired to the simulator; keyword arguments override its settings."""
+async def start_server(
+    nursery: trio.Nursery, simulator: RunningSimulator
+) -> AsyncIterator[StartServer]:
+    """Start a server wired to the simulator; keyword arguments override its settings.
+
+    At teardown each server is shut down the way a signal does it (gracefully), so sidebands
+    say goodbye with a close frame instead of being cut off by the nursery's cancellation.
+    """
+    stop = trio.Event()
+    running: list[trio.Event] = []
+
+    async def run(settings: Settings, *, task_status: trio.TaskStatus[list[str]]) -> None:
+        done = trio.Event()
+        running.append(done)
+        try:
+            await serve(settings, shutdown_trigger=stop.wait, task_status=task_status)
+        finally:
+            done.set()
 
     async def start(**overrides: Any) -> str:
         values = {
@@ -48,10 +64,14 @@ def start_server(nursery: trio.Nursery, simulator: RunningSimulator) -> StartSer
             "openai_base_url": simulator.base_url,
             **overrides,
         }
-        binds: list[str] = await nursery.start(partial(serve, make_settings(**values)))
+        binds: list[str] = await nursery.start(partial(run, make_settings(**values)))
         return binds[0]
 
-    return start
+    yield start
+    stop.set()
+    with trio.move_on_after(10):
+        for done in running:
+            await done.wait()
 
 
 @pytest.fixture

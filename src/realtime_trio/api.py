@@ -8,13 +8,31 @@ from typing import TypeVar
 from quart import Blueprint
 from quart_schema import document_response, validate_request, validate_response
 
-from .models import ErrorResponse, HealthResponse, TokenRequest, TokenResponse
+from .errors import MissingField, UnknownSession
+from .models import (
+    CloseResponse,
+    ErrorResponse,
+    HealthResponse,
+    RenewResponse,
+    SessionCallRequest,
+    SessionCallResponse,
+    SessionIdRequest,
+    SessionRequest,
+    SessionResponse,
+    SessionView,
+    SidebandView,
+    TokenRequest,
+    TokenResponse,
+)
 from .services import current_services
 from .session_config import realtime_session_config
+from .sessions import SessionOptions
 
 blueprint = Blueprint("api", __name__)
 
 F = TypeVar("F", bound=Callable[..., object])
+
+UPSTREAM_ERRORS = (400, 413, 502, 503, 504)
 
 
 def errors_documented(*statuses: int) -> Callable[[F], F]:
@@ -28,6 +46,12 @@ def errors_documented(*statuses: int) -> Callable[[F], F]:
     return decorate
 
 
+def require_session_id(session_id: str | None) -> str:
+    if not session_id:
+        raise MissingField("sessionId is required", field="sessionId")
+    return session_id
+
+
 @blueprint.get("/healthz")
 @validate_response(HealthResponse)
 async def healthz() -> HealthResponse:
@@ -38,7 +62,7 @@ async def healthz() -> HealthResponse:
 @blueprint.post("/token")
 @validate_request(TokenRequest)
 @validate_response(TokenResponse)
-@errors_documented(400, 413, 502, 503, 504)
+@errors_documented(*UPSTREAM_ERRORS)
 async def token(data: TokenRequest) -> TokenResponse:
     """Mint an ephemeral client secret for a Realtime call (the body is optional)."""
     services = current_services()
@@ -51,3 +75,90 @@ async def token(data: TokenRequest) -> TokenResponse:
     )
     secret = await services.upstream.create_client_secret(session)
     return TokenResponse(client_secret=secret.value, expires_at=secret.expires_at, raw=secret.raw)
+
+
+@blueprint.post("/session")
+@validate_request(SessionRequest)
+@validate_response(SessionResponse)
+@errors_documented(*UPSTREAM_ERRORS)
+async def create_session(data: SessionRequest) -> SessionResponse:
+    """Create a session: mint its client secret, and attach its sideband if a callId is given."""
+    options = SessionOptions(
+        model=data.model,
+        voice=data.voice,
+        enable_transcription=bool(data.enable_transcription),
+        instructions=data.instructions,
+    )
+    session, secret = await current_services().sessions.create(
+        options, call_id=data.call_id, previous_session_id=data.previous_session_id
+    )
+    answer = SessionResponse(
+        session_id=session.session_id, client_secret=secret.value, expires_at=secret.expires_at
+    )
+    if data.call_id:
+        answer.call_id = data.call_id
+    return answer
+
+
+@blueprint.post("/session/call")
+@validate_request(SessionCallRequest)
+@validate_response(SessionCallResponse)
+@errors_documented(400, 404)
+async def attach_call(data: SessionCallRequest) -> SessionCallResponse:
+    """Record the app's WebRTC call id and attach (or move) the session's sideband to it."""
+    if not data.session_id or not data.call_id:
+        raise MissingField("sessionId and callId are required")
+    services = current_services()
+    session = services.sessions.get(data.session_id)
+    sideband = await session.attach(data.call_id)
+    await sideband.wait_settled(services.settings.sideband_attach_wait_seconds)
+    return SessionCallResponse(
+        session_id=session.session_id,
+        call_id=data.call_id,
+        sideband=SidebandView.model_validate(sideband.describe()),
+    )
+
+
+@blueprint.post("/session/renew")
+@validate_request(SessionIdRequest)
+@validate_response(RenewResponse)
+@errors_documented(400, 404, 429, 502, 503, 504)
+async def renew_session(data: SessionIdRequest) -> RenewResponse:
+    """Mint a new client secret for a session, with instructions to rehydrate its next call."""
+    session_id = require_session_id(data.session_id)
+    session, secret, instructions = await current_services().sessions.renew(session_id)
+    return RenewResponse(
+        session_id=session_id,
+        client_secret=secret.value,
+        expires_at=secret.expires_at,
+        instructions=instructions,
+        call_id=session.record.call_id,
+    )
+
+
+@blueprint.post("/session/close")
+@validate_request(SessionIdRequest)
+@validate_response(CloseResponse)
+@errors_documented(400)
+async def close_session(data: SessionIdRequest) -> CloseResponse:
+    """End a session; `closed` is false for an unknown id."""
+    session_id = require_session_id(data.session_id)
+    closed = await current_services().sessions.end(session_id)
+    return CloseResponse(session_id=session_id, closed=closed)
+
+
+@blueprint.get("/session/<session_id>")
+@validate_response(SessionView)
+@errors_documented(404)
+async def get_session(session_id: str) -> SessionView:
+    """The session as the server knows it, with its transcript in conversation order."""
+    return SessionView.model_validate(current_services().sessions.get(session_id).describe())
+
+
+@blueprint.delete("/session/<session_id>")
+@errors_documented(404)
+async def delete_session(session_id: str) -> tuple[str, int]:
+    """End a session: 204, or 404 for an unknown id."""
+    if not await current_services().sessions.end(session_id):
+        raise UnknownSession()
+    return "", 204

@@ -18,6 +18,7 @@ from .config import Settings
 from .errors import RealtimeTrioError
 from .request import ApiRequest
 from .services import EXTENSION_KEY, Services
+from .sessions import SessionManager
 from .upstream import OpenAIClient
 
 logger = logging.getLogger(__name__)
@@ -25,12 +26,15 @@ logger = logging.getLogger(__name__)
 JSONAnswer = tuple[dict[str, Any], int]
 
 
-def create_app(settings: Settings, *, upstream: OpenAIClient) -> QuartTrio:
+def create_app(
+    settings: Settings, *, upstream: OpenAIClient, sessions: SessionManager
+) -> QuartTrio:
     """Build the HTTP app.
 
     Args:
         settings: the server's settings.
         upstream: the client for OpenAI's REST API; the caller opens and closes it.
+        sessions: the session manager; the caller runs it (`SessionManager.run`).
     """
     app = QuartTrio(__name__)
     app.request_class = ApiRequest
@@ -42,10 +46,13 @@ def create_app(settings: Settings, *, upstream: OpenAIClient) -> QuartTrio:
         swagger_ui_path="/docs",
         redoc_ui_path=None,
         scalar_ui_path=None,
-        pydantic_dump_options={"by_alias": True},
+        # exclude_unset: optional keys a handler did not set stay out (`callId` of /session).
+        pydantic_dump_options={"by_alias": True, "exclude_unset": True},
     )
 
-    app.extensions[EXTENSION_KEY] = Services(settings=settings, upstream=upstream)
+    app.extensions[EXTENSION_KEY] = Services(
+        settings=settings, upstream=upstream, sessions=sessions
+    )
     app.register_blueprint(api.blueprint)
     _register_error_handlers(app)
     app.asgi_app = AccessLogMiddleware(app.asgi_app)  # type: ignore[method-assign]

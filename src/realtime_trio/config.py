@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import urlencode
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+SidebandAuth = Literal["api_key", "client_secret"]
 
 
 class Settings(BaseSettings):
@@ -50,11 +51,34 @@ class Settings(BaseSettings):
     max_request_body_bytes: int = Field(
         default=65536, gt=0, description="Larger request bodies are refused with 413."
     )
+    base_instructions: str | None = Field(
+        default=None, description="Base instructions of a session that brings none of its own."
+    )
+    sideband_auth: SidebandAuth = Field(
+        default="api_key",
+        description="Credential of the sideband: the API key, or the session's client secret.",
+    )
+    sideband_connect_timeout_seconds: float = Field(default=10, gt=0)
+    sideband_attach_wait_seconds: float = Field(
+        default=5, ge=0, description="How long POST /session/call waits to report `connected`."
+    )
+    sideband_reconnect_attempts: int = Field(
+        default=5, ge=0, description="Reconnects tried after an unexpected drop before giving up."
+    )
+    sideband_reconnect_backoff_seconds: float = Field(
+        default=0.5, gt=0, description="First reconnect delay; doubles each attempt, with jitter."
+    )
+    sideband_reconnect_max_backoff_seconds: float = Field(default=10, gt=0)
+    sideband_max_message_bytes: int = Field(
+        default=16 * 1024 * 1024, gt=0, description="Largest sideband frame accepted."
+    )
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "sideband_auth", mode="before")
     @classmethod
-    def _upper_log_level(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
+    def _normalise_case(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        return value.upper() if info.field_name == "log_level" else value.lower()
 
     @field_validator("openai_base_url")
     @classmethod

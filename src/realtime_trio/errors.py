@@ -1,8 +1,12 @@
 """The package's exceptions. Each one knows the HTTP answer it becomes.
 
     RealtimeTrioError                 status  code
-     +-- BadRequest                     400   invalid_json / invalid_request (names the field)
+     +-- BadRequest                     400   invalid_request (names the field)
+     |    +-- InvalidJSON               400   invalid_json
+     |    +-- MissingField              400   missing_field ("sessionId is required")
      +-- NotFound                       404   not_found
+     |    +-- UnknownSession            404   unknown_session ("Unknown sessionId")
+     +-- RenewInProgress                429   renew_in_progress
      +-- UpstreamError                  502   upstream_error
           +-- UpstreamNotConfigured     503   not_configured
           +-- UpstreamUnreachable       502   upstream_unreachable
@@ -65,9 +69,28 @@ class InvalidJSON(BadRequest):
     code = "invalid_json"
 
 
+class MissingField(BadRequest):
+    code = "missing_field"
+
+
 class NotFound(RealtimeTrioError):
     status = 404
     code = "not_found"
+
+
+class UnknownSession(NotFound):
+    code = "unknown_session"
+
+    def __init__(self) -> None:
+        super().__init__("Unknown sessionId")
+
+
+class RenewInProgress(RealtimeTrioError):
+    status = 429
+    code = "renew_in_progress"
+
+    def __init__(self) -> None:
+        super().__init__("Renew already in progress")
 
 
 class UpstreamError(RealtimeTrioError):

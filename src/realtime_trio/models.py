@@ -59,3 +59,78 @@ class ErrorResponse(ApiModel):
     upstream_code: str | None = Field(
         default=None, description="The upstream's own error code, when it gave one."
     )
+
+
+class SessionRequest(TokenRequest):
+    """Body of `POST /session`: the token fields plus an optional call and an earlier session."""
+
+    call_id: str | None = Field(default=None, description="The WebRTC call to attach at once.")
+    previous_session_id: str | None = Field(
+        default=None, description="A session to end (its sideband closed) before this one starts."
+    )
+
+    @field_validator("call_id", "previous_session_id")
+    @classmethod
+    def _empty_id_is_absent(cls, value: str | None) -> str | None:
+        return value or None
+
+
+class SessionResponse(ApiModel):
+    session_id: str
+    client_secret: str
+    expires_at: int
+    call_id: str | None = Field(default=None, description="Present when a callId was given.")
+
+
+class SessionIdRequest(ApiModel):
+    """A body naming a session (`sessionId` is required; other keys, e.g. `transcript`, ignored)."""
+
+    session_id: str | None = None
+
+
+class SessionCallRequest(ApiModel):
+    session_id: str | None = None
+    call_id: str | None = None
+
+
+class SidebandView(ApiModel):
+    state: str = Field(description="idle, connecting, connected, reconnecting, closed or failed")
+    last_error: str | None = None
+
+
+class SessionCallResponse(ApiModel):
+    session_id: str
+    call_id: str
+    sideband: SidebandView
+
+
+class RenewResponse(ApiModel):
+    session_id: str
+    client_secret: str
+    expires_at: int
+    instructions: str = Field(description="Instructions, then `Conversation history:` lines.")
+    call_id: str | None
+
+
+class CloseResponse(ApiModel):
+    session_id: str | None
+    closed: bool
+
+
+class TranscriptEntryView(ApiModel):
+    item_id: str
+    role: str
+    text: str
+    status: str = Field(description="pending, complete, or failed (transcription failed)")
+
+
+class SessionView(ApiModel):
+    session_id: str
+    call_id: str | None
+    expires_at: int | None
+    model: str
+    voice: str | None
+    instructions: str
+    profile: dict[str, Any]
+    transcript: list[TranscriptEntryView]
+    sideband: SidebandView

@@ -14,6 +14,8 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from .app import create_app
 from .config import Settings
+from .sessions import SessionManager
+from .store import MemorySessionStore
 from .upstream import OpenAIClient
 
 logger = logging.getLogger(__name__)
@@ -59,18 +61,24 @@ async def serve(
     """Run the realtime-trio server on `settings.host`/`settings.port`.
 
     `task_status.started()` receives the bound URLs, once the server accepts connections.
-    Without an *upstream*, one is opened from *settings* and closed when serving ends.
+    Without an *upstream*, one is opened from *settings* and closed when serving ends. When
+    serving ends, every session ends and every sideband closes with a normal close frame.
     """
     async with AsyncExitStack() as stack:
         if upstream is None:
             upstream = await stack.enter_async_context(OpenAIClient(settings))
-        await serve_app(
-            create_app(settings, upstream=upstream),
-            host=settings.host,
-            port=settings.port,
-            shutdown_trigger=shutdown_trigger,
-            task_status=task_status,
-        )
+        async with trio.open_nursery() as nursery:
+            sessions = SessionManager(settings, upstream=upstream, store=MemorySessionStore())
+            await nursery.start(sessions.run)
+            await serve_app(
+                create_app(settings, upstream=upstream, sessions=sessions),
+                host=settings.host,
+                port=settings.port,
+                shutdown_trigger=shutdown_trigger,
+                task_status=task_status,
+            )
+            await sessions.end_all()
+            nursery.cancel_scope.cancel()
 
 
 async def wait_for_stop_signal() -> None:

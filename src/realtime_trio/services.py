@@ -1,4 +1,4 @@
-"""What request handlers are handed: the settings and the upstream client, set by `create_app`."""
+"""What request handlers are handed: settings, the upstream client and the sessions."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from quart import current_app
 
 from .config import Settings
+from .sessions import SessionManager
 from .upstream import OpenAIClient
 
 EXTENSION_KEY = "realtime_trio"
@@ -16,6 +17,7 @@ EXTENSION_KEY = "realtime_trio"
 class Services:
     settings: Settings
     upstream: OpenAIClient
+    sessions: SessionManager
 
 
 def current_services() -> Services:

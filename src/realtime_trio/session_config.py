@@ -18,11 +18,18 @@ def realtime_session_config(
     voice: str | None = None,
     enable_transcription: bool | None = None,
     instructions: str | None = None,
+    tools: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The `session` object for `POST /realtime/client_secrets`."""
+    """The `session` object for `POST /realtime/client_secrets`.
+
+    `/token` sends the original's plain config; sessions add their instructions and tools.
+    """
     session: dict[str, Any] = {"type": "realtime", "model": model or settings.realtime_model}
     if instructions is not None:
         session["instructions"] = instructions
+    if tools:
+        session["tools"] = tools
+        session["tool_choice"] = "auto"
     audio: dict[str, Any] = {}
     if voice:
         audio["output"] = {"voice": voice}

@@ -3,6 +3,10 @@
 It answers as the real API does (shapes, statuses, error bodies) and checks what it receives
 against the OpenAI SDK's published types (the `simulator` extra). Run it on its own with
 `realtime-trio simulate`, or start it in-process with `run_simulator` on a nursery.
+
+Besides minting client secrets it holds WebRTC calls (`POST /v1/realtime/calls`) and their
+sideband WebSockets (`/v1/realtime?call_id=...`); tests drive a call through `/_sim/calls/...`
+over HTTP, or in-process through `RunningSimulator.state.calls[call_id]` (a `SimCall`).
 """
 
 from __future__ import annotations
@@ -14,13 +18,22 @@ import trio
 
 from ..serve import ShutdownTrigger, serve_app
 from .app import create_simulator_app
+from .calls import CallEnded, ReceivedEvent, SimCall, SimSocket, ToolCallResult
 from .state import DEFAULT_API_KEY, Fault, SimulatorState
+from .turns import ActiveResponse, SimResponse
 
 __all__ = [
     "DEFAULT_API_KEY",
+    "ActiveResponse",
+    "CallEnded",
     "Fault",
+    "ReceivedEvent",
     "RunningSimulator",
+    "SimCall",
+    "SimResponse",
+    "SimSocket",
     "SimulatorState",
+    "ToolCallResult",
     "create_simulator_app",
     "run_simulator",
 ]

@@ -2,7 +2,11 @@
 
 Everything under `/v1` is recorded (see `SimulatorState.requests`) and may be slowed or failed on
 request through `POST /_sim/faults`, so tests can assert on exactly what crossed the wire and
-exercise timeouts and upstream errors over real sockets.
+exercise timeouts and upstream errors over real sockets. That includes the sideband WebSocket's
+handshake (`GET /v1/realtime`): a fault armed for it refuses the handshake with its status.
+
+The calls (`realtime_api.py`, driven through `control.py`) run their tasks under
+`SimulatorState.run`, which the app starts when it starts serving and stops when it stops.
 """
 
 from __future__ import annotations
@@ -12,14 +16,18 @@ import logging
 from typing import Any
 
 import trio
-from quart import Response, request
+from quart import Response, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from .auth import require_api_key
+from .control import control_blueprint
 from .errors import OpenAIError, invalid_request
+from .realtime_api import realtime_blueprint
 from .sessions import realtime_session, transcription_session
 from .state import Fault, RecordedRequest, SimulatorState
 from .validation import check_client_secret_response, validate_client_secret_request
+from .wire import tap_websockets
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +44,31 @@ def create_simulator_app(state: SimulatorState) -> QuartTrio:
     """The simulator as an ASGI app over *state*."""
     app = QuartTrio(__name__)
     app.extensions["simulator"] = state
+    app.asgi_app = tap_websockets(app.asgi_app)  # type: ignore[method-assign]
+    app.register_blueprint(realtime_blueprint(state))
+    app.register_blueprint(control_blueprint(state))
+
+    @app.before_serving
+    async def start_calls() -> None:
+        await app.nursery.start(state.run)
+
+    @app.after_serving
+    async def stop_calls() -> None:
+        state.stop()
+
+    @app.before_websocket
+    async def record_and_refuse_handshakes() -> Response | None:
+        state.record(
+            RecordedRequest(
+                method="GET",
+                path=websocket.path,
+                query=websocket.query_string.decode("latin-1"),
+                headers=_redacted(websocket.headers),
+                body=None,
+            )
+        )
+        fault = state.take_fault(websocket.path)
+        return None if fault is None else await _apply(fault)
 
     @app.before_request
     async def record_and_inject_faults() -> Response | None:
@@ -49,7 +82,7 @@ def create_simulator_app(state: SimulatorState) -> QuartTrio:
 
     @app.post("/v1/realtime/client_secrets")
     async def create_client_secret() -> JSONAnswer:
-        _authenticate_api_key(state)
+        require_api_key(state, request.headers)
         body = await _json_body()
         requested, ttl = validate_client_secret_request(body)
         if requested["type"] == "realtime":
@@ -103,33 +136,6 @@ def create_simulator_app(state: SimulatorState) -> QuartTrio:
     return app
 
 
-def _authenticate_api_key(state: SimulatorState) -> None:
-    """Require `Authorization: Bearer <standard key>`, answering 401 as the real API does."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise OpenAIError(
-            401,
-            "You didn't provide an API key. You need to provide your API key in an "
-            "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-        )
-    key = key.strip()
-    if not state.is_api_key(key):
-        raise OpenAIError(
-            401,
-            f"Incorrect API key provided: {_masked(key)}. You can find your API key at "
-            "https://platform.openai.com/account/api-keys.",
-            code="invalid_api_key",
-        )
-
-
-def _masked(key: str) -> str:
-    """The key as OpenAI echoes it: a few characters at each end."""
-    if len(key) <= 10:
-        return "*" * len(key)
-    return key[:6] + "*" * (len(key) - 10) + key[-4:]
-
-
 async def _json_body() -> Any:
     raw = await request.get_data(as_text=False)
     try:
@@ -144,16 +150,21 @@ async def _recorded(req: Any) -> RecordedRequest:
         body: Any = json.loads(raw) if raw.strip() else None
     except ValueError:
         body = raw.decode("utf-8", "replace")
-    headers = {k.lower(): v for k, v in req.headers.items()}
-    if "authorization" in headers:
-        headers["authorization"] = headers["authorization"][:16] + "…"
     return RecordedRequest(
         method=req.method,
         path=req.path,
         query=req.query_string.decode("latin-1"),
-        headers=headers,
+        headers=_redacted(req.headers),
         body=body,
     )
+
+
+def _redacted(headers: Any) -> dict[str, str]:
+    """Headers by lower-case name, the authorization reduced to its first characters."""
+    kept = {k.lower(): v for k, v in headers.items()}
+    if "authorization" in kept:
+        kept["authorization"] = kept["authorization"][:16] + "…"
+    return kept
 
 
 async def _apply(fault: Fault) -> Response | None:

@@ -1,14 +1,21 @@
-"""What the simulator remembers: its API keys, the secrets it minted, what it was sent, and faults
-a test asked it to inject. One `SimulatorState` per simulator; tests may read it directly."""
+"""What the simulator remembers: its API keys, the secrets it minted, what it was sent, the calls
+it holds, and faults a test asked it to inject. One `SimulatorState` per simulator; tests may
+read it directly (and drive its calls: see `SimCall`)."""
 
 from __future__ import annotations
 
+import copy
 import secrets
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import trio
+
+from .calls import SimCall
+from .sessions import new_id
 
 DEFAULT_API_KEY = "sk-simulator-key"
 RECORDED_REQUESTS_KEPT = 10_000
@@ -75,6 +82,39 @@ class SimulatorState:
         self.secrets: dict[str, MintedSecret] = {}
         self.requests: deque[RecordedRequest] = deque(maxlen=RECORDED_REQUESTS_KEPT)
         self.faults: list[Fault] = []
+        self.calls: dict[str, SimCall] = {}
+        self._calls_nursery: trio.Nursery | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the calls' tasks (each call's nursery) while the simulator serves.
+
+        The app starts it when it starts serving and `stop()`s it when it stops.
+        """
+        try:
+            async with trio.open_nursery() as nursery:
+                self._calls_nursery = nursery
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._calls_nursery = None
+
+    def stop(self) -> None:
+        """Cancel `run`, and with it whatever every call was still doing."""
+        if self._calls_nursery is not None:
+            self._calls_nursery.cancel_scope.cancel()
+
+    async def open_call(self, session: dict[str, Any], *, secret: str | None = None) -> SimCall:
+        """A new call (`rtc_...`) on *session* (copied), its nursery started under `run`.
+
+        Raises:
+            RuntimeError: the simulator is not serving (`run` is not running).
+        """
+        if self._calls_nursery is None:
+            raise RuntimeError("the simulator's calls are not running (is the app serving?)")
+        call = SimCall(new_id("rtc"), copy.deepcopy(session), secret=secret, clock=self.clock)
+        await self._calls_nursery.start(call.run)
+        self.calls[call.call_id] = call
+        return call
 
     def is_api_key(self, key: str) -> bool:
         return any(secrets.compare_digest(key, known) for known in self.api_keys)

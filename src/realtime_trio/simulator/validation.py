@@ -3,10 +3,16 @@
 The SDK's models allow extra keys, so validation alone would let a misspelt field through; the
 real API refuses unknown parameters, so after validating we walk the result for extras too.
 Errors come back as `OpenAIError`s in the real API's words and shape.
+
+The same types check the other direction: `check_server_event` asserts that an event the
+simulator is about to send has the SDK's shape, so a simulator bug cannot teach our server a
+shape the real API never sends.
 """
 
 from __future__ import annotations
 
+import typing
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -16,8 +22,12 @@ from .errors import OpenAIError, invalid_request
 try:
     from openai.types.realtime import (
         ClientSecretCreateResponse,
+        ConversationItem,
+        RealtimeClientEvent,
+        RealtimeServerEvent,
         RealtimeSessionCreateRequest,
         RealtimeTranscriptionSessionCreateRequest,
+        ResponseItemReference,
     )
     from openai.types.realtime.client_secret_create_params import ExpiresAfter
 except ImportError as exc:  # pragma: no cover - exercised only without the extra installed
@@ -33,6 +43,31 @@ SESSION_MODELS: dict[str, type[BaseModel]] = {
 _EXPIRES_AFTER = TypeAdapter(ExpiresAfter)
 _CLIENT_SECRET_RESPONSE = TypeAdapter(ClientSecretCreateResponse)
 _PRIMITIVE_BRANCHES = {"str", "int", "float", "bool", "list", "dict", "none"}
+_DISCRIMINATORS = ("type", "role")
+
+
+def _members_by_type(union: Any) -> dict[str, type[BaseModel]]:
+    """The models of an SDK event union, keyed by the literal of their `type` field."""
+    (members, *_) = typing.get_args(union)
+    table: dict[str, type[BaseModel]] = {}
+    for model in typing.get_args(members):
+        for literal in typing.get_args(model.model_fields["type"].annotation):
+            table[literal] = model
+    return table
+
+
+# Dispatching on `type` to the union's own members is what a discriminated union does; doing it
+# here lets an error name the field at fault instead of every member the event did not match.
+CLIENT_EVENTS = _members_by_type(RealtimeClientEvent)
+SERVER_EVENTS = _members_by_type(RealtimeServerEvent)
+_CONVERSATION_ITEM = TypeAdapter(ConversationItem)
+_ITEM_REFERENCE = TypeAdapter(ResponseItemReference)
+# One adapter per type, built once: building one is far dearer than validating with it.
+_SESSION_ADAPTERS = {kind: TypeAdapter(model) for kind, model in SESSION_MODELS.items()}
+_CLIENT_EVENT_ADAPTERS = {kind: TypeAdapter(model) for kind, model in CLIENT_EVENTS.items()}
+_SERVER_EVENT_ADAPTERS = {kind: TypeAdapter(model) for kind, model in SERVER_EVENTS.items()}
+# The live API sends these session keys although the SDK's session models do not declare them.
+_UNDECLARED_BUT_SENT = {"session.id", "session.object"}
 
 
 def validate_client_secret_request(body: Any) -> tuple[dict[str, Any], int]:
@@ -75,14 +110,14 @@ def validate_session(session: Any, *, prefix: str) -> dict[str, Any]:
             param=f"{prefix}.type",
             code="missing_required_parameter",
         )
-    model_class = SESSION_MODELS.get(kind) if isinstance(kind, str) else None
-    if model_class is None:
+    adapter = _SESSION_ADAPTERS.get(kind) if isinstance(kind, str) else None
+    if adapter is None:
         raise invalid_request(
             f"Invalid value: '{kind}'. Supported values are: 'realtime' and 'transcription'.",
             param=f"{prefix}.type",
             code="invalid_value",
         )
-    model = _validated(TypeAdapter(model_class), session, prefix)
+    model = _validated(adapter, session, prefix)
     _reject_extras(model, prefix)
     _check_documented_ranges(session, prefix)
     return session
@@ -93,6 +128,92 @@ def check_client_secret_response(body: dict[str, Any]) -> None:
     _CLIENT_SECRET_RESPONSE.validate_python(body)
 
 
+def validate_client_event(event: Any) -> dict[str, Any]:
+    """A client event checked against the SDK's `RealtimeClientEvent` union; returned as sent.
+
+    Raises:
+        OpenAIError: naming the parameter at fault, for the `error` event the API answers with.
+    """
+    if not isinstance(event, dict):
+        raise invalid_request(
+            "Invalid event: expected a JSON object.", param=None, code="invalid_type"
+        )
+    kind = event.get("type")
+    if kind is None:
+        raise invalid_request(
+            "Missing required parameter: 'type'.", param="type", code="missing_required_parameter"
+        )
+    adapter = _CLIENT_EVENT_ADAPTERS.get(kind) if isinstance(kind, str) else None
+    if adapter is None:
+        supported = ", ".join(f"'{name}'" for name in CLIENT_EVENTS)
+        raise invalid_request(
+            f"Invalid value: '{kind}'. Supported values are: {supported}.",
+            param="type",
+            code="invalid_value",
+        )
+    checked = event
+    if kind == "session.update" and "session" in event:
+        validate_session(event["session"], prefix="session")
+    elif kind == "response.create":
+        checked = _without_response_input(event)
+    model = _validated(adapter, checked, "")
+    _reject_extras(model, "")
+    return event
+
+
+def _without_response_input(event: dict[str, Any]) -> dict[str, Any]:
+    """Check `response.input` entry by entry; the event without it is checked by the caller.
+
+    The API takes `{"type": "item_reference", "id": ...}` entries there, which the SDK's event
+    model does not declare (only its `...WithReferencesParam` variant does).
+    """
+    response = event.get("response")
+    if not isinstance(response, dict) or not isinstance(response.get("input"), list):
+        return event
+    for index, entry in enumerate(response["input"]):
+        is_reference = isinstance(entry, dict) and entry.get("type") == "item_reference"
+        adapter = _ITEM_REFERENCE if is_reference else _CONVERSATION_ITEM
+        path = f"response.input[{index}]"
+        _reject_extras(_validated(adapter, entry, path), path)
+    rest = {key: value for key, value in response.items() if key != "input"}
+    return {**event, "response": rest}
+
+
+def check_server_event(event: dict[str, Any]) -> None:
+    """Assert an event the simulator sends has the SDK's shape and only keys the SDK declares.
+
+    Raises:
+        AssertionError: naming the event type and what is wrong (a simulator bug).
+    """
+    kind = event.get("type")
+    adapter = _SERVER_EVENT_ADAPTERS.get(kind) if isinstance(kind, str) else None
+    if adapter is None:
+        raise AssertionError(f"not a server event type of the SDK: {kind!r}")
+    try:
+        model = adapter.validate_python(event)
+    except ValidationError as exc:
+        raise AssertionError(f"{kind} does not match the SDK: {exc}") from None
+    extras = [path for path in undeclared_keys(model) if path not in _UNDECLARED_BUT_SENT]
+    if extras:
+        raise AssertionError(f"{kind} has keys the SDK does not declare: {extras}")
+
+
+def undeclared_keys(value: Any, path: str = "") -> Iterator[str]:
+    """The dotted paths of every key a validated SDK model holds but does not declare."""
+    if isinstance(value, BaseModel):
+        for key in value.model_extra or {}:
+            yield _joined(path, key)
+        for name, info in type(value).model_fields.items():
+            yield from undeclared_keys(getattr(value, name), _joined(path, info.alias or name))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from undeclared_keys(item, f"{path}[{index}]")
+
+
+def _joined(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
 def _validated(adapter: TypeAdapter[Any], value: Any, prefix: str) -> Any:
     try:
         return adapter.validate_python(value, strict=True)
@@ -101,7 +222,10 @@ def _validated(adapter: TypeAdapter[Any], value: Any, prefix: str) -> Any:
 
 
 def _as_openai_error(exc: ValidationError, prefix: str) -> OpenAIError:
-    error = exc.errors()[0]
+    errors = exc.errors()
+    error = _on_matching_branch(errors)
+    if error is None:
+        return _discriminator_error(errors, prefix)
     param = _param_path(prefix, error["loc"])
     if error["type"] == "missing":
         return invalid_request(
@@ -118,16 +242,76 @@ def _as_openai_error(exc: ValidationError, prefix: str) -> OpenAIError:
     )
 
 
+def _refused_branches(errors: list[Any]) -> dict[tuple[Any, ...], set[str]]:
+    """Union members refused on their `type` or `role` literal, with the literals refused."""
+    refused: dict[tuple[Any, ...], set[str]] = {}
+    for error in errors:
+        loc = error["loc"]
+        if (
+            error["type"] == "literal_error"
+            and len(loc) >= 2
+            and loc[-1] in _DISCRIMINATORS
+            and _is_branch_label(loc[-2])
+        ):
+            refused.setdefault(loc[:-1], set()).add(str(loc[-1]))
+    return refused
+
+
+def _on_matching_branch(errors: list[Any]) -> Any:
+    """The first error inside a union member the value was meant for, if there is one.
+
+    Pydantic reports a union failure once per member; only the member whose `type` (and `role`)
+    matched says something useful about the value.
+    """
+    refused = _refused_branches(errors)
+    for error in errors:
+        loc = error["loc"]
+        if not any(
+            loc[: index + 1] in refused for index, part in enumerate(loc) if _is_branch_label(part)
+        ):
+            return error
+    return None
+
+
+def _discriminator_error(errors: list[Any], prefix: str) -> OpenAIError:
+    """Every union member refused the value's `type` (or `role`): name it and its values."""
+    refused = _refused_branches(errors)
+    candidates = [e for e in errors if e["type"] == "literal_error" and e["loc"][:-1] in refused]
+    roles = [
+        e for e in candidates if e["loc"][-1] == "role" and "type" not in refused[e["loc"][:-1]]
+    ]
+    chosen = roles or [e for e in candidates if e["loc"][-1] == "type"] or candidates or errors
+    param = _param_path(prefix, chosen[0]["loc"])
+    expected: list[str] = []
+    for error in chosen:
+        if _param_path(prefix, error["loc"]) == param:
+            value = str((error.get("ctx") or {}).get("expected", ""))
+            if value and value not in expected:
+                expected.append(value)
+    return invalid_request(
+        f"Invalid value: '{chosen[0].get('input')}'. Supported values are: {', '.join(expected)}.",
+        param=param,
+        code="invalid_value",
+    )
+
+
+def _is_branch_label(part: int | str) -> bool:
+    """Whether a location part is pydantic's name for a union member rather than a field."""
+    return isinstance(part, str) and (
+        "[" in part or part in _PRIMITIVE_BRANCHES or part[:1].isupper()
+    )
+
+
 def _param_path(prefix: str, loc: tuple[int | str, ...]) -> str:
     """A dotted parameter path, without pydantic's union-branch labels (`str`, class names)."""
     path = prefix
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif "[" in part or part in _PRIMITIVE_BRANCHES or part[:1].isupper():
+        elif _is_branch_label(part):
             continue
         else:
-            path = f"{path}.{part}" if path else part
+            path = _joined(path, part)
     return path
 
 
@@ -143,18 +327,10 @@ def _reject_unknown(mapping: dict[str, Any], known: set[str], *, prefix: str) ->
 
 def _reject_extras(value: Any, path: str) -> None:
     """Refuse any key the SDK model does not declare, at any depth."""
-    if isinstance(value, BaseModel):
-        for key in value.model_extra or {}:
-            raise invalid_request(
-                f"Unknown parameter: '{path}.{key}'.",
-                param=f"{path}.{key}",
-                code="unknown_parameter",
-            )
-        for name, info in type(value).model_fields.items():
-            _reject_extras(getattr(value, name), f"{path}.{info.alias or name}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _reject_extras(item, f"{path}[{index}]")
+    for param in undeclared_keys(value, path):
+        raise invalid_request(
+            f"Unknown parameter: '{param}'.", param=param, code="unknown_parameter"
+        )
 
 
 def _check_documented_ranges(session: dict[str, Any], prefix: str) -> None:

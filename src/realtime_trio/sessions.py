@@ -1,0 +1,307 @@
+"""Sessions: each one a task with its own nursery, supervising the sideband of its current call.
+
+`SessionManager.run` owns a nursery for the server's lifetime; every session runs in it as
+one task (`LiveSession.run`) whose nursery holds the session's sideband and the tasks that
+answer its tool calls. Ending a session cancels its scope, which closes its sideband with a
+normal close frame; shutting the server down cancels the manager, which ends every session.
+A session's failure is logged and ends that session only.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from .config import Settings
+from .errors import RenewInProgress, UnknownSession
+from .instructions import DEFAULT_BASE_INSTRUCTIONS, build_instructions, with_history
+from .profile import empty_profile
+from .session_config import realtime_session_config
+from .sideband import Sideband, SidebandState
+from .store import SessionRecord, SessionStore
+from .tool_calls import ToolCallRouter
+from .tools import REGISTERED_TOOLS, answer_tool_call
+from .upstream import ClientSecret, OpenAIClient
+
+logger = logging.getLogger(__name__)
+
+STORE_CLEANUP_SECONDS = 5.0
+GRACEFUL_CLOSE_SECONDS = 3.0
+
+
+def new_session_id() -> str:
+    """An unguessable session id: 192 random bits, URL-safe."""
+    return secrets.token_urlsafe(24)
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """What a client chose for its session when creating it."""
+
+    model: str | None = None
+    voice: str | None = None
+    enable_transcription: bool = False
+    instructions: str | None = None
+
+
+class LiveSession:
+    """One session on this replica: its record, its nursery and its current sideband."""
+
+    def __init__(self, record: SessionRecord, *, settings: Settings, store: SessionStore) -> None:
+        self.record = record
+        self.session_id = record.session_id
+        self.sideband: Sideband | None = None
+        self.renewing = False
+        self.finished = trio.Event()
+        self._settings = settings
+        self._store = store
+        self._scope = trio.CancelScope()
+        self._nursery: trio.Nursery | None = None
+        self._router: ToolCallRouter | None = None
+        self._attach_lock = trio.Lock()
+
+    # -- what the session says upstream -------------------------------------------------
+
+    def instructions(self) -> str:
+        """The call's instructions: base, tool guidance, profile (and history after a renew)."""
+        text = build_instructions(
+            self.record.base_instructions, tools=REGISTERED_TOOLS, profile=self.record.profile
+        )
+        history = self.record.history
+        return with_history(text, history) if history is not None else text
+
+    def tool_definitions(self) -> list[dict[str, Any]]:
+        return [tool.definition() for tool in REGISTERED_TOOLS]
+
+    def client_secret_config(self, instructions: str | None = None) -> dict[str, Any]:
+        record = self.record
+        return realtime_session_config(
+            self._settings,
+            model=record.model,
+            voice=record.voice,
+            enable_transcription=record.enable_transcription,
+            instructions=instructions if instructions is not None else self.instructions(),
+            tools=self.tool_definitions(),
+        )
+
+    # -- SidebandHost ---------------------------------------------------------------------
+
+    def sideband_token(self) -> str:
+        if self._settings.sideband_auth == "client_secret" and self.record.client_secret:
+            return self.record.client_secret
+        key = self._settings.openai_api_key
+        return key.get_secret_value() if key is not None else ""
+
+    def session_update(self) -> dict[str, Any]:
+        session: dict[str, Any] = {
+            "type": "realtime",
+            "instructions": self.instructions(),
+            "tools": self.tool_definitions(),
+            "tool_choice": "auto",
+        }
+        if self.record.enable_transcription:
+            transcription = {"model": self._settings.transcription_model}
+            session["audio"] = {"input": {"transcription": transcription}}
+        return {"type": "session.update", "session": session}
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        self.record.transcript.apply(event)
+        if self._router is not None:
+            self._router.on_event(event)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Hold the session's nursery open until the session is ended."""
+        try:
+            with self._scope:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    task_status.started()
+                    await trio.sleep_forever()
+        finally:
+            self.finished.set()
+
+    async def end(self) -> None:
+        """End the session: close its sideband gracefully, then cancel its scope and tasks."""
+        sideband = self.sideband
+        if sideband is not None:
+            sideband.stop()
+            with trio.move_on_after(GRACEFUL_CLOSE_SECONDS):
+                await sideband.finished.wait()
+        self._scope.cancel()
+        await self.finished.wait()
+
+    async def attach(self, call_id: str) -> Sideband:
+        """Attach the sideband to *call_id*, replacing one attached to another call.
+
+        Posting the call it is already attached to changes nothing (no second socket).
+        """
+        async with self._attach_lock:
+            current = self.sideband
+            if (
+                current is not None
+                and current.call_id == call_id
+                and current.state not in (SidebandState.CLOSED, SidebandState.FAILED)
+            ):
+                return current
+            if current is not None:
+                current.stop()
+                await current.finished.wait()
+            if self._nursery is None or self.finished.is_set():
+                raise UnknownSession()
+            self.record.call_id = call_id
+            await self._store.save(self.record)
+            sideband = Sideband(self, call_id=call_id, settings=self._settings)
+            self._router = ToolCallRouter(
+                self._nursery,
+                answer=answer_tool_call,
+                send=sideband.send,
+                answered=self.record.answered_call_ids,
+                session_id=self.session_id,
+            )
+            self.sideband = sideband
+            await self._nursery.start(sideband.run)
+            return sideband
+
+    def describe(self) -> dict[str, Any]:
+        record = self.record
+        return {
+            "sessionId": record.session_id,
+            "callId": record.call_id,
+            "expiresAt": record.expires_at,
+            "model": record.model,
+            "voice": record.voice,
+            "instructions": self.instructions(),
+            "profile": record.profile,
+            "transcript": [entry.as_json() for entry in record.transcript.entries()],
+            "sideband": self.sideband.describe() if self.sideband else {"state": "idle"},
+        }
+
+
+class SessionManager:
+    """Creates, finds, renews and ends this replica's sessions.
+
+    Resource handling: `run` must be running (in a nursery) before sessions are created;
+    cancelling it ends every session and closes every sideband.
+    """
+
+    def __init__(self, settings: Settings, *, upstream: OpenAIClient, store: SessionStore) -> None:
+        self._settings = settings
+        self._upstream = upstream
+        self._store = store
+        self._live: dict[str, LiveSession] = {}
+        self._nursery: trio.Nursery | None = None
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[SessionManager] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started(self)
+            await trio.sleep_forever()
+
+    def get(self, session_id: str) -> LiveSession:
+        session = self._live.get(session_id)
+        if session is None:
+            raise UnknownSession()
+        return session
+
+    async def create(
+        self,
+        options: SessionOptions,
+        *,
+        call_id: str | None = None,
+        previous_session_id: str | None = None,
+    ) -> tuple[LiveSession, ClientSecret]:
+        """Mint a client secret for a new session, start it, and attach *call_id* if given.
+
+        Nothing is stored unless minting succeeds.
+        """
+        if previous_session_id:
+            await self.end(previous_session_id)
+        settings = self._settings
+        record = SessionRecord(
+            session_id=new_session_id(),
+            model=options.model or settings.realtime_model,
+            voice=options.voice,
+            enable_transcription=bool(options.enable_transcription),
+            base_instructions=(
+                options.instructions or settings.base_instructions or DEFAULT_BASE_INSTRUCTIONS
+            ),
+            profile=empty_profile(),
+        )
+        session = LiveSession(record, settings=settings, store=self._store)
+        secret = await self._upstream.create_client_secret(session.client_secret_config())
+        record.client_secret, record.expires_at = secret.value, secret.expires_at
+        await self._store.add(record)
+        self._live[record.session_id] = session
+        if self._nursery is None:
+            raise RuntimeError("SessionManager.run is not running")
+        await self._nursery.start(self._run_session, session)
+        logger.info("session %s created (secret %s)", record.session_id, secret.prefix)
+        if call_id:
+            await session.attach(call_id)
+        return session, secret
+
+    async def renew(self, session_id: str) -> tuple[LiveSession, ClientSecret, str]:
+        """Mint a new secret for an existing session; returns it with rehydration instructions."""
+        session = self.get(session_id)
+        if session.renewing:
+            raise RenewInProgress()
+        session.renewing = True
+        try:
+            history = session.record.transcript.history_lines()
+            base = build_instructions(
+                session.record.base_instructions,
+                tools=REGISTERED_TOOLS,
+                profile=session.record.profile,
+            )
+            instructions = with_history(base, history)
+            secret = await self._upstream.create_client_secret(
+                session.client_secret_config(instructions)
+            )
+            session.record.history = history
+            session.record.client_secret, session.record.expires_at = (
+                secret.value,
+                secret.expires_at,
+            )
+            await self._store.save(session.record)
+        finally:
+            session.renewing = False
+        logger.info("session %s renewed (secret %s)", session_id, secret.prefix)
+        return session, secret, instructions
+
+    async def end(self, session_id: str) -> bool:
+        """End a session and wait until its sideband is closed; False for an unknown id."""
+        session = self._live.get(session_id)
+        if session is None:
+            return False
+        await session.end()
+        return True
+
+    async def end_all(self) -> None:
+        """End every session at once (server shutdown), each sideband with a close frame."""
+        async with trio.open_nursery() as nursery:
+            for session in list(self._live.values()):
+                nursery.start_soon(session.end)
+
+    async def _run_session(
+        self, session: LiveSession, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        try:
+            await session.run(task_status=task_status)
+        except Exception:
+            logger.exception("session %s failed", session.session_id)
+        finally:
+            self._live.pop(session.session_id, None)
+            with trio.CancelScope(shield=True), trio.move_on_after(STORE_CLEANUP_SECONDS):
+                await self._store.remove(session.session_id)
+            logger.info("session %s ended", session.session_id)

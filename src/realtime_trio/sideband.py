@@ -1,0 +1,288 @@
+"""One sideband: the server's own WebSocket on a live call, kept attached until told to stop.
+
+`Sideband.run` connects, sends the session's `session.update` (on every connect and reconnect,
+so a reconnect never loses tools, instructions or what is known of the user), then hands every
+event to its host. An unexpected drop reconnects with exponential backoff and jitter; a normal
+close from upstream (the call ended) or a refused handshake ends it. Stopping it (cancelling
+its task) closes the socket with a normal close frame.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from enum import StrEnum
+from typing import Any, Protocol
+
+import trio
+
+from .config import Settings
+from .sideband_socket import (
+    NORMAL_CLOSURE,
+    SidebandClosed,
+    SidebandRejected,
+    SidebandSocket,
+    SidebandSocketError,
+    open_sideband_socket,
+)
+
+logger = logging.getLogger(__name__)
+
+# Server event types of the GA API, plus the beta-era names still seen; anything else is
+# counted and skipped.
+_KNOWN_EVENT_TYPES = """
+    error session.created session.updated conversation.created
+    conversation.item.added conversation.item.created conversation.item.done
+    conversation.item.retrieved conversation.item.deleted conversation.item.truncated
+    conversation.item.input_audio_transcription.delta
+    conversation.item.input_audio_transcription.completed
+    conversation.item.input_audio_transcription.failed
+    conversation.item.input_audio_transcription.segment
+    input_audio_buffer.speech_started input_audio_buffer.speech_stopped
+    input_audio_buffer.committed input_audio_buffer.cleared input_audio_buffer.timeout_triggered
+    input_audio_buffer.dtmf_event_received
+    output_audio_buffer.started output_audio_buffer.stopped output_audio_buffer.cleared
+    response.created response.done response.output_item.added response.output_item.done
+    response.content_part.added response.content_part.done
+    response.output_audio_transcript.delta response.output_audio_transcript.done
+    response.output_text.delta response.output_text.done
+    response.output_audio.delta response.output_audio.done
+    response.function_call_arguments.delta response.function_call_arguments.done
+    response.mcp_call_arguments.delta response.mcp_call_arguments.done
+    response.mcp_call.in_progress response.mcp_call.completed response.mcp_call.failed
+    mcp_list_tools.in_progress mcp_list_tools.completed mcp_list_tools.failed
+    rate_limits.updated
+    response.audio_transcript.delta response.audio_transcript.done
+    response.text.delta response.text.done response.audio.delta response.audio.done
+    transcription_session.updated
+"""
+KNOWN_EVENT_TYPES = frozenset(_KNOWN_EVENT_TYPES.split())
+
+_AUTH_FAILURES = {401, 403}
+_CALL_NOT_FOUND = 404
+
+
+class SidebandState(StrEnum):
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    CLOSED = "closed"
+    FAILED = "failed"
+
+
+class SidebandHost(Protocol):
+    """What a sideband needs from the session that owns it."""
+
+    session_id: str
+
+    def sideband_token(self) -> str:
+        """The bearer credential for the handshake."""
+        ...
+
+    def session_update(self) -> dict[str, Any]:
+        """The `session.update` event to send after every connect."""
+        ...
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        """Take one server event; must return at once (spawn anything slow)."""
+        ...
+
+
+class Sideband:
+    """The sideband of one session on one call.
+
+    Resource handling: `run` owns the socket; cancel its task (or call `stop`) to close it
+    with a normal close frame. `finished` is set once it no longer holds a socket.
+    """
+
+    def __init__(self, host: SidebandHost, *, call_id: str, settings: Settings) -> None:
+        self.call_id = call_id
+        self.state = SidebandState.IDLE
+        self.last_error: str | None = None
+        self.events_received = 0
+        self.events_skipped = 0
+        self.reconnects = 0
+        self.settled = trio.Event()  # first connection made, or gave up
+        self.finished = trio.Event()
+        self._host = host
+        self._settings = settings
+        self._url = settings.sideband_url(call_id)
+        self._socket: SidebandSocket | None = None
+        self._connected = trio.Event()
+        self._dropped = trio.Event()
+        self._cancel_scope = trio.CancelScope()
+        self._receive_scope: trio.CancelScope | None = None
+        self._stopping = False
+
+    def describe(self) -> dict[str, Any]:
+        answer: dict[str, Any] = {"state": self.state.value}
+        if self.last_error:
+            answer["lastError"] = self.last_error
+        return answer
+
+    async def wait_settled(self, seconds: float) -> None:
+        """Wait up to *seconds* for the first connection (or for giving up)."""
+        with trio.move_on_after(seconds):
+            await self.settled.wait()
+
+    def stop(self) -> None:
+        """Ask the sideband to close its socket and end; `finished` tells when it has.
+
+        While connected this stops only the receive loop, so the socket's own reader is still
+        there to complete the close handshake; otherwise (connecting, backing off) it cancels.
+        """
+        self._stopping = True
+        if self._receive_scope is not None:
+            self._receive_scope.cancel()
+        else:
+            self._cancel_scope.cancel()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Keep the sideband attached until stopped, closed by upstream, or out of retries."""
+        task_status.started()
+        try:
+            with self._cancel_scope:
+                await self._supervise()
+        finally:
+            self._socket = None
+            if self.state != SidebandState.FAILED:
+                self.state = SidebandState.CLOSED
+            self._connected.set()  # wake senders: nothing more will be sent
+            self.settled.set()
+            self.finished.set()
+
+    async def send(self, event: dict[str, Any], *, wait_seconds: float = 10.0) -> bool:
+        """Send a client event, waiting (bounded) through a reconnect; False if it could not."""
+        with trio.move_on_after(wait_seconds):
+            while self.state not in (SidebandState.CLOSED, SidebandState.FAILED):
+                socket, dropped = self._socket, self._dropped
+                if socket is not None:
+                    try:
+                        await socket.send(event)
+                        return True
+                    except SidebandClosed:
+                        await dropped.wait()  # the receive loop notices, then reconnects
+                        continue
+                # Set while connected, replaced on a drop, set for good when the sideband ends.
+                await self._connected.wait()
+        return False
+
+    async def _supervise(self) -> None:
+        failures = 0
+        ever_connected = False
+        while not self._stopping:
+            self.state = SidebandState.RECONNECTING if ever_connected else SidebandState.CONNECTING
+            connected, error = await self._connect_and_serve()
+            if error is None:
+                return  # stopped on request
+            ever_connected = ever_connected or connected
+            if connected:
+                failures = 0
+            if isinstance(error, SidebandClosed) and error.code == NORMAL_CLOSURE:
+                logger.info(
+                    "sideband %s: call %s closed by upstream", self._host.session_id, self.call_id
+                )
+                return
+            if isinstance(error, SidebandRejected) and error.status_code in _AUTH_FAILURES:
+                self._fail(f"authentication failed ({error.status_code}): {error.message}")
+                return
+            if isinstance(error, SidebandRejected) and error.status_code == _CALL_NOT_FOUND:
+                if ever_connected:  # the call is over
+                    self.last_error = error.message
+                    return
+                self._fail(f"call not found ({error.status_code}): {error.message}")
+                return
+            failures += 1
+            self.last_error = str(error)
+            if failures > self._settings.sideband_reconnect_attempts:
+                self._fail(f"gave up after {failures - 1} reconnect attempts: {error}")
+                return
+            self.state = SidebandState.RECONNECTING if ever_connected else SidebandState.CONNECTING
+            delay = self._backoff(failures)
+            logger.warning(
+                "sideband %s: %s; reconnecting in %.2fs (attempt %d)",
+                self._host.session_id,
+                error,
+                delay,
+                failures,
+            )
+            self.reconnects += 1
+            await trio.sleep(delay)
+
+    async def _connect_and_serve(self) -> tuple[bool, SidebandSocketError | None]:
+        """One connection: whether it got connected, and why it ended (None: stopped)."""
+        settings = self._settings
+        connected = False
+        try:
+            async with open_sideband_socket(
+                self._url,
+                token=self._host.sideband_token(),
+                max_message_size=settings.sideband_max_message_bytes,
+                connect_timeout=settings.sideband_connect_timeout_seconds,
+            ) as socket:
+                await socket.send(self._host.session_update())
+                connected = True
+                self._socket, self._dropped = socket, trio.Event()
+                self.state = SidebandState.CONNECTED
+                self._connected.set()
+                self.settled.set()
+                logger.info("sideband %s: attached to call %s", self._host.session_id, self.call_id)
+                with trio.CancelScope() as self._receive_scope:
+                    if self._stopping:
+                        self._receive_scope.cancel()
+                    while True:
+                        self._handle_frame(await socket.receive())
+            return connected, None  # the block closed the socket with a normal close frame
+        except SidebandSocketError as exc:
+            return connected, exc
+        finally:
+            self._receive_scope = None
+            self._socket = None
+            self._dropped.set()
+            if self._connected.is_set():
+                self._connected = trio.Event()
+
+    def _handle_frame(self, frame: str | bytes) -> None:
+        try:
+            event = json.loads(frame)
+        except ValueError:
+            event = None
+        if not isinstance(event, dict) or event.get("type") not in KNOWN_EVENT_TYPES:
+            self.events_skipped += 1
+            logger.debug(
+                "sideband %s: skipped a frame that is not a known event", self._host.session_id
+            )
+            return
+        self.events_received += 1
+        kind = event["type"]
+        if self._settings.sideband_debug_events:
+            logger.info("sideband %s event %s", self._host.session_id, kind)
+        if kind == "error":
+            self._note_upstream_error(event)
+        try:
+            self._host.on_event(event)
+        except Exception:
+            # A bug in handling one event must not end the call's sideband.
+            self.events_skipped += 1
+            logger.exception("sideband %s: failed to handle %s", self._host.session_id, kind)
+
+    def _note_upstream_error(self, event: dict[str, Any]) -> None:
+        error = event.get("error") if isinstance(event.get("error"), dict) else {}
+        code, message = error.get("code"), error.get("message")
+        self.last_error = f"{code or error.get('type') or 'error'}: {message}"
+        logger.warning("sideband %s: upstream error %s: %s", self._host.session_id, code, message)
+
+    def _fail(self, reason: str) -> None:
+        self.state = SidebandState.FAILED
+        self.last_error = reason
+        logger.warning("sideband %s: failed: %s", self._host.session_id, reason)
+
+    def _backoff(self, failures: int) -> float:
+        settings = self._settings
+        ceiling = min(
+            settings.sideband_reconnect_max_backoff_seconds,
+            settings.sideband_reconnect_backoff_seconds * 2 ** (failures - 1),
+        )
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security

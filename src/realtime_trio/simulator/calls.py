@@ -1,0 +1,487 @@
+"""One WebRTC call as the simulator holds it: session, conversation, sockets, what clients sent.
+
+Trio runs one task at a time, so a change to a call and the events announcing it happen with no
+checkpoint in between: every event is queued at once, in order, on the bounded outbox of each
+open socket, and that socket's own sender task writes it to the wire. Waiting helpers wake on a
+`trio.Event` replaced at every change, so tests wait for what they need instead of polling.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, final
+
+import trio
+
+from .conversation import Conversation
+from .events import server_event
+from .sessions import new_id
+from .turns import DEFAULT_REPLY, SimResponse, start_response, user_turn
+
+OUTBOX_SIZE = 1024
+NORMAL_CLOSURE = 1000
+INTERNAL_ERROR = 1011
+
+logger = logging.getLogger(__name__)
+
+
+class CallEnded(Exception):
+    """The call was hung up or ended; nothing more happens on it."""
+
+    def __init__(self, call_id: str) -> None:
+        super().__init__(call_id)
+        self.call_id = call_id
+
+
+@dataclass(frozen=True)
+class ReceivedEvent:
+    """A frame a client sent on one of the call's sockets.
+
+    `event` is the parsed JSON object (`{}` if the frame was not one); `valid` is whether the
+    simulator accepted it (it matched the SDK's types and was not refused with an `error`).
+    """
+
+    socket_id: int
+    event: dict[str, Any]
+    valid: bool
+    received_at: float
+    raw: str
+    error: dict[str, Any] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "socketId": self.socket_id,
+            "event": self.event,
+            "valid": self.valid,
+            "receivedAt": self.received_at,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class Close:
+    """Queued after a socket's last event: close with `code`, or drop the connection (`abrupt`)."""
+
+    code: int
+    abrupt: bool = False
+
+
+Outgoing = str | Close
+
+
+@final
+class SimSocket:
+    """One sideband WebSocket attached to a call.
+
+    `close_code` is the code of the close as observed: the client's close frame code if the
+    client closed, the code the simulator closed with, or 1006 for a connection that ended
+    without a close frame (a drop, either way).
+    """
+
+    def __init__(
+        self, socket_id: int, *, auth: str, outbox: trio.MemorySendChannel[Outgoing], at: float
+    ) -> None:
+        self.id = socket_id
+        self.auth = auth
+        self.opened_at = at
+        self.closed_at: float | None = None
+        self.open = True
+        self.close_code: int | None = None
+        self.closing = False
+        self.cancel_scope = trio.CancelScope()
+        self._outbox = outbox
+
+    def queue(self, item: Outgoing) -> bool:
+        """Queue a frame (or the close) for the sender task; False if the socket is closing.
+
+        A client that lets `OUTBOX_SIZE` events pile up is cut off: its handler is cancelled and
+        the connection dropped.
+        """
+        if self.closing or not self.open:
+            return False
+        try:
+            self._outbox.send_nowait(item)
+        except trio.WouldBlock:
+            self.closing = True
+            self.cancel_scope.cancel()
+            return False
+        if isinstance(item, Close):
+            self.closing = True
+        return True
+
+    def mark_closed(self, code: int | None, at: float) -> bool:
+        if not self.open:
+            return False
+        self.open = False
+        self.closing = True
+        self.close_code = code
+        self.closed_at = at
+        self._outbox.close()
+        return True
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "open": self.open,
+            "closeCode": self.close_code,
+            "auth": self.auth,
+            "openedAt": self.opened_at,
+            "closedAt": self.closed_at,
+        }
+
+
+@dataclass
+class ToolCallResult:
+    """What became of a function call the model made (`SimCall.tool_call`)."""
+
+    call_id: str
+    response_id: str
+    item_id: str
+    output: str | None = None
+    response_created: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "callId": self.call_id,
+            "responseId": self.response_id,
+            "itemId": self.item_id,
+            "output": self.output,
+            "responseCreated": self.response_created,
+        }
+
+
+@dataclass(frozen=True)
+class QueuedReply:
+    text: str
+    delta_delay: float = 0.0
+
+
+@final
+class SimCall:
+    """A call: its effective `session`, its conversation (`items`) and its sockets.
+
+    Tasks of the call (late transcriptions, responses being played) run in the call's own
+    nursery (`run`), which ending the call cancels.
+    """
+
+    def __init__(
+        self,
+        call_id: str,
+        session: dict[str, Any],
+        *,
+        secret: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.call_id = call_id
+        self.session = session
+        self.secret = secret
+        self.conversation_id = new_id("conv")
+        self.ended = False
+        self.conversation = Conversation()
+        self.client_events: list[ReceivedEvent] = []
+        self.sockets: dict[int, SimSocket] = {}
+        self.replies: deque[QueuedReply] = deque()
+        self.responses: dict[str, SimResponse] = {}
+        self.last_response_id: str | None = None
+        self.audio_produced = False
+        self.input_audio_bytes = 0
+        self.audio_ms = 0
+        self._clock = clock
+        self._change = trio.Event()
+        self._end = trio.Event()
+        self._nursery: trio.Nursery | None = None
+
+    # -- lifetime -------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the call's tasks until it ends; then cancel whatever is still playing.
+
+        A task that fails (a simulator bug) ends this call only: its sockets close with 1011.
+        """
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started()
+                await self._end.wait()
+                nursery.cancel_scope.cancel()
+        except Exception:
+            logger.exception("call %s: a task of the call failed; ending it", self.call_id)
+            self._finish(Close(INTERNAL_ERROR))
+        finally:
+            self._nursery = None
+
+    def check_open(self) -> None:
+        """Raise `CallEnded` if the call is over."""
+        if self.ended or self._nursery is None:
+            raise CallEnded(self.call_id)
+
+    def start_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run `fn(*args)` in the call's nursery (cancelled when the call ends)."""
+        if self.ended or self._nursery is None:
+            raise CallEnded(self.call_id)
+        self._nursery.start_soon(fn, *args)
+
+    def end(self) -> int:
+        """End the call: each open socket closes (1000) after its queued events; later
+        connections are refused (404). Returns how many sockets were closed."""
+        return self._finish(Close(NORMAL_CLOSURE))
+
+    def _finish(self, close: Close) -> int:
+        if self.ended:
+            return 0
+        self.ended = True
+        closed = self._close_sockets(close)
+        self._end.set()
+        self._changed()
+        return closed
+
+    def drop(self) -> int:
+        """Drop every open socket abruptly, after its queued events; the call stays up.
+
+        Under Hypercorn the TCP connection is closed with no close frame, as a network drop
+        looks (the client sees 1006; `SimSocket.close_code` records 1006); elsewhere the
+        socket closes with 1011. Returns how many sockets were dropped.
+        """
+        return self._close_sockets(Close(INTERNAL_ERROR, abrupt=True))
+
+    def _close_sockets(self, close: Close) -> int:
+        return sum(socket.queue(close) for socket in self.open_sockets)
+
+    # -- sockets ------------------------------------------------------------------------------
+
+    @property
+    def open_sockets(self) -> list[SimSocket]:
+        """Sockets that still receive events (open and not being closed)."""
+        return [s for s in self.sockets.values() if s.open and not s.closing]
+
+    def attach_socket(self, *, auth: str) -> tuple[SimSocket, trio.MemoryReceiveChannel[Outgoing]]:
+        """A new socket on the call, `session.created` already queued; and its outbox to drain.
+
+        Raises:
+            CallEnded: the call is over.
+        """
+        self.check_open()
+        send, receive = trio.open_memory_channel[Outgoing](OUTBOX_SIZE)
+        socket = SimSocket(len(self.sockets) + 1, auth=auth, outbox=send, at=self._clock())
+        self.sockets[socket.id] = socket
+        socket.queue(json.dumps(server_event("session.created", session=self.session)))
+        self._changed()
+        return socket, receive
+
+    def socket_closed(self, socket: SimSocket, code: int | None) -> None:
+        """Record that *socket* is closed, with the close code as observed."""
+        if socket.mark_closed(code, self._clock()):
+            self._changed()
+
+    # -- sending --------------------------------------------------------------------------------
+
+    def broadcast(self, event: dict[str, Any]) -> None:
+        """Queue *event* for every open socket of the call."""
+        text = json.dumps(event)
+        for socket in self.open_sockets:
+            socket.queue(text)
+
+    def reply(self, socket: SimSocket, event: dict[str, Any]) -> None:
+        """Queue *event* for *socket* only (errors, `conversation.item.retrieved`)."""
+        socket.queue(json.dumps(event))
+
+    def send_raw(self, text: str, *, socket_id: int | None = None) -> int:
+        """Queue a text frame as-is (for malformed-frame tests); how many sockets got it."""
+        targets = [s for s in self.open_sockets if socket_id is None or s.id == socket_id]
+        return sum(socket.queue(text) for socket in targets)
+
+    def send_event(self, event: dict[str, Any], *, socket_id: int | None = None) -> int:
+        """Queue an arbitrary server event, unchecked; how many sockets got it."""
+        return self.send_raw(json.dumps(event), socket_id=socket_id)
+
+    # -- what clients sent, and waiting for it ----------------------------------------------------
+
+    def record(
+        self,
+        socket: SimSocket,
+        event: dict[str, Any],
+        *,
+        valid: bool,
+        raw: str,
+        error: dict[str, Any] | None = None,
+    ) -> ReceivedEvent:
+        received = ReceivedEvent(socket.id, event, valid, self._clock(), raw, error)
+        self.client_events.append(received)
+        self._changed()
+        return received
+
+    async def wait_for_client_event(
+        self,
+        type: str,
+        *,
+        where: Callable[[dict[str, Any]], bool] | None = None,
+        after: int = 0,
+        include_invalid: bool = False,
+    ) -> dict[str, Any]:
+        """The first accepted client event of *type* matching *where*, at index >= *after* of
+        `client_events`; waits for it (no timeout: callers bound it with `trio.fail_after`).
+
+        Refused events (`valid` False) count only with *include_invalid*.
+        """
+        _, received = await self.wait_for_received(
+            type, where=where, after=after, include_invalid=include_invalid
+        )
+        return received.event
+
+    async def wait_for_received(
+        self,
+        type: str,
+        *,
+        where: Callable[[dict[str, Any]], bool] | None = None,
+        after: int = 0,
+        include_invalid: bool = False,
+    ) -> tuple[int, ReceivedEvent]:
+        """As `wait_for_client_event`, with the record and its index in `client_events`."""
+        index = after
+        while True:
+            while index < len(self.client_events):
+                received = self.client_events[index]
+                if (
+                    received.event.get("type") == type
+                    and (received.valid or include_invalid)
+                    and (where is None or where(received.event))
+                ):
+                    return index, received
+                index += 1
+            await self._change.wait()
+
+    async def wait_for_open_sockets(self, n: int) -> None:
+        """Return once at least *n* sockets are open on the call."""
+        while sum(s.open for s in self.sockets.values()) < n:
+            await self._change.wait()
+
+    async def wait_for_socket_closed(self, socket_id: int) -> int | None:
+        """Wait until socket *socket_id* exists and is closed; its close code as observed."""
+        while (socket := self.sockets.get(socket_id)) is None or socket.open:
+            await self._change.wait()
+        return socket.close_code
+
+    def _changed(self) -> None:
+        self._change.set()
+        self._change = trio.Event()
+
+    # -- driving the call -------------------------------------------------------------------------
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        """The conversation's items, in order."""
+        return self.conversation.items
+
+    @property
+    def active_response(self) -> SimResponse | None:
+        """The response writing to the conversation, if one is playing."""
+        for response in self.responses.values():
+            if not response.out_of_band:
+                return response
+        return None
+
+    def response_finished(self, response: SimResponse) -> None:
+        self.responses.pop(response.id, None)
+        self.last_response_id = response.id
+        self._changed()
+
+    async def user_says(
+        self, text: str, *, transcription_delay: float = 0.0, transcription_fails: bool = False
+    ) -> str:
+        """The user speaks *text*; the new item's id once the non-delayed events are queued.
+
+        The transcription follows *transcription_delay* seconds later (or fails), from the
+        call's nursery, if the session has input transcription on.
+        """
+        return await user_turn(
+            self,
+            text,
+            transcription_delay=transcription_delay,
+            transcription_fails=transcription_fails,
+        )
+
+    async def assistant_says(self, text: str, *, delta_delay: float = 0.0) -> SimResponse:
+        """The model answers *text* (audio and transcript, or text, per the session); returns
+        once `response.done` is queued.
+
+        Raises:
+            ActiveResponse: a response is already in progress.
+        """
+        response = start_response(self, kind="message", text=text, delta_delay=delta_delay)
+        await response.finished.wait()
+        return response
+
+    def queue_reply(self, text: str, *, delta_delay: float = 0.0) -> int:
+        """The text of the next response a client's `response.create` starts; queue length."""
+        self.replies.append(QueuedReply(text, delta_delay))
+        return len(self.replies)
+
+    def next_reply(self) -> QueuedReply:
+        return self.replies.popleft() if self.replies else QueuedReply(DEFAULT_REPLY)
+
+    async def tool_call(
+        self,
+        name: str,
+        arguments: dict[str, Any] | str,
+        *,
+        wait_seconds: float = 10.0,
+        delta_delay: float = 0.0,
+    ) -> ToolCallResult:
+        """The model calls function *name* with *arguments* (an object or its JSON text).
+
+        Returns once `response.done` is queued, or, unless *wait_seconds* is 0, once a client
+        sent a `function_call_output` for the call and then a `response.create`, or
+        *wait_seconds* passed: the result says what was seen.
+
+        Raises:
+            ActiveResponse: a response is already in progress.
+        """
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments, separators=(",", ":"))
+        start = len(self.client_events)
+        response = start_response(
+            self, kind="function_call", text=arguments, name=name, delta_delay=delta_delay
+        )
+        result = ToolCallResult(str(response.call_id), response.id, response.item_id)
+        await response.finished.wait()
+        if wait_seconds <= 0:
+            return result
+
+        def is_output(event: dict[str, Any]) -> bool:
+            item = event["item"]
+            return item.get("type") == "function_call_output" and item.get("call_id") == (
+                result.call_id
+            )
+
+        with trio.move_on_after(wait_seconds):
+            index, received = await self.wait_for_received(
+                "conversation.item.create", where=is_output, after=start
+            )
+            result.output = received.event["item"]["output"]
+            await self.wait_for_received("response.create", after=index + 1)
+            result.response_created = True
+        return result
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "callId": self.call_id,
+            "ended": self.ended,
+            "session": self.session,
+            "items": self.items,
+            "sockets": [socket.as_json() for socket in self.sockets.values()],
+            "clientEvents": [received.as_json() for received in self.client_events],
+        }
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "callId": self.call_id,
+            "ended": self.ended,
+            "sockets": [socket.as_json() for socket in self.sockets.values()],
+            "items": len(self.items),
+            "clientEvents": len(self.client_events),
+        }

@@ -1,0 +1,177 @@
+"""The control API under `/_sim/calls`: what tests over HTTP use to drive a call.
+
+Each route is the HTTP face of a `SimCall` method (bodies in camelCase, durations in ms there and
+in seconds in Python). Unknown call ids are a 404, an ended call a 409, a body with unknown or
+mistyped keys a 400, all in OpenAI's error shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+from quart import Blueprint, request
+
+from .calls import CallEnded, SimCall
+from .errors import OpenAIError, invalid_request
+from .state import SimulatorState
+from .turns import ActiveResponse
+
+JSONAnswer = tuple[dict[str, Any], int]
+Body = TypeVar("Body", bound="_Body")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, alias_generator=to_camel)
+
+
+class UserTurn(_Body):
+    text: str
+    transcription_delay_ms: int = Field(0, ge=0)
+    transcription_fails: bool = False
+
+
+class AssistantTurn(_Body):
+    text: str
+    delta_delay_ms: int = Field(0, ge=0)
+
+
+class ToolCall(_Body):
+    name: str
+    arguments: dict[str, Any] | str = Field(default_factory=dict)
+    wait: bool = True
+    timeout_seconds: float = Field(10.0, gt=0)
+    delta_delay_ms: int = Field(0, ge=0)
+
+
+class Send(_Body):
+    raw: str | None = None
+    event: dict[str, Any] | None = None
+    socket_id: int | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Send:
+        if (self.raw is None) == (self.event is None):
+            raise ValueError("give exactly one of 'raw' and 'event'")
+        return self
+
+
+def control_blueprint(state: SimulatorState) -> Blueprint:
+    """The `/_sim/calls` routes over *state*'s calls."""
+    blueprint = Blueprint("sim_calls", __name__, url_prefix="/_sim/calls")
+
+    def live(call_id: str) -> SimCall:
+        call = found(call_id)
+        if call.ended:
+            raise _ended(call_id)
+        return call
+
+    def found(call_id: str) -> SimCall:
+        call = state.calls.get(call_id)
+        if call is None:
+            raise OpenAIError(
+                404, f"No call found with id '{call_id}'.", param="call_id", code="call_not_found"
+            )
+        return call
+
+    @blueprint.get("")
+    async def list_calls() -> JSONAnswer:
+        return {"calls": [call.summary() for call in state.calls.values()]}, 200
+
+    @blueprint.get("/<call_id>")
+    async def get_call(call_id: str) -> JSONAnswer:
+        return found(call_id).as_json(), 200
+
+    @blueprint.post("/<call_id>/user")
+    async def user(call_id: str) -> JSONAnswer:
+        call, body = live(call_id), await _body(UserTurn)
+        with _call_errors(call_id):
+            item_id = await call.user_says(
+                body.text,
+                transcription_delay=body.transcription_delay_ms / 1000,
+                transcription_fails=body.transcription_fails,
+            )
+        return {"itemId": item_id}, 200
+
+    @blueprint.post("/<call_id>/assistant")
+    async def assistant(call_id: str) -> JSONAnswer:
+        call, body = live(call_id), await _body(AssistantTurn)
+        with _call_errors(call_id):
+            response = await call.assistant_says(body.text, delta_delay=body.delta_delay_ms / 1000)
+        return {"responseId": response.id, "itemId": response.item_id}, 200
+
+    @blueprint.post("/<call_id>/replies")
+    async def replies(call_id: str) -> JSONAnswer:
+        call, body = live(call_id), await _body(AssistantTurn)
+        queued = call.queue_reply(body.text, delta_delay=body.delta_delay_ms / 1000)
+        return {"queued": queued}, 200
+
+    @blueprint.post("/<call_id>/tool-call")
+    async def tool_call(call_id: str) -> JSONAnswer:
+        call, body = live(call_id), await _body(ToolCall)
+        with _call_errors(call_id):
+            result = await call.tool_call(
+                body.name,
+                body.arguments,
+                wait_seconds=body.timeout_seconds if body.wait else 0,
+                delta_delay=body.delta_delay_ms / 1000,
+            )
+        return result.as_json(), 200
+
+    @blueprint.post("/<call_id>/end")
+    async def end(call_id: str) -> JSONAnswer:
+        call = found(call_id)
+        closed = call.end()
+        return {"callId": call.call_id, "ended": True, "closedSockets": closed}, 200
+
+    @blueprint.post("/<call_id>/drop")
+    async def drop(call_id: str) -> JSONAnswer:
+        return {"droppedSockets": live(call_id).drop()}, 200
+
+    @blueprint.post("/<call_id>/send")
+    async def send(call_id: str) -> JSONAnswer:
+        call, body = live(call_id), await _body(Send)
+        if body.raw is not None:
+            sent = call.send_raw(body.raw, socket_id=body.socket_id)
+        else:
+            sent = call.send_event(body.event or {}, socket_id=body.socket_id)
+        return {"sent": sent}, 200
+
+    return blueprint
+
+
+async def _body(model: type[Body]) -> Body:
+    """The JSON body as *model* (an absent body is `{}`); a 400 naming the key at fault."""
+    raw = await request.get_data(as_text=True)
+    try:
+        return model.model_validate_json(raw if raw.strip() else "{}")
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        param = ".".join(str(part) for part in error["loc"]) or None
+        raise invalid_request(
+            f"Invalid body{f' at {param!r}' if param else ''}: {error['msg']}.",
+            param=param,
+            code="invalid_value",
+        ) from None
+
+
+def _ended(call_id: str) -> OpenAIError:
+    return OpenAIError(409, f"The call '{call_id}' has ended.", param="call_id", code="call_ended")
+
+
+@contextmanager
+def _call_errors(call_id: str) -> Iterator[None]:
+    """Turn a call's refusals into the control API's answers (409s)."""
+    try:
+        yield
+    except CallEnded:
+        raise _ended(call_id) from None
+    except ActiveResponse as exc:
+        raise OpenAIError(
+            409,
+            f"A response is already in progress: {exc.response_id}.",
+            code="conversation_already_has_active_response",
+        ) from None

@@ -1,0 +1,71 @@
+"""Where session state lives, behind one small interface.
+
+Today sessions live in this process's memory. Several replicas will later share state through a
+real store (Valkey/Redis), each sideband owned by one replica: that store implements the same
+`SessionStore` methods, and nothing above this module needs to change.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .transcript import Transcript
+
+
+@dataclass
+class SessionRecord:
+    """A session's durable state: what it was created with, its call, profile and transcript."""
+
+    session_id: str
+    model: str
+    voice: str | None
+    enable_transcription: bool
+    base_instructions: str
+    call_id: str | None = None
+    client_secret: str | None = None
+    expires_at: int | None = None
+    profile: dict[str, Any] = field(default_factory=dict)
+    transcript: Transcript = field(default_factory=Transcript)
+    # The history the app was given at its last renew, carried in the instructions after it.
+    history: list[str] | None = None
+    # Function calls already taken, so each is answered exactly once.
+    answered_call_ids: set[str] = field(default_factory=set)
+    created_at: float = field(default_factory=time.time)
+
+
+class SessionStore(Protocol):
+    """The session state interface; every method may block on I/O in a shared store."""
+
+    async def add(self, record: SessionRecord) -> None: ...
+
+    async def get(self, session_id: str) -> SessionRecord | None: ...
+
+    async def save(self, record: SessionRecord) -> None: ...
+
+    async def remove(self, session_id: str) -> SessionRecord | None: ...
+
+    async def count(self) -> int: ...
+
+
+class MemorySessionStore:
+    """`SessionStore` in this process's memory."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, SessionRecord] = {}
+
+    async def add(self, record: SessionRecord) -> None:
+        self._records[record.session_id] = record
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        return self._records.get(session_id)
+
+    async def save(self, record: SessionRecord) -> None:
+        self._records[record.session_id] = record
+
+    async def remove(self, session_id: str) -> SessionRecord | None:
+        return self._records.pop(session_id, None)
+
+    async def count(self) -> int:
+        return len(self._records)

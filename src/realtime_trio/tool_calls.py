@@ -1,0 +1,144 @@
+"""Answering the model's function calls on the sideband: each `call_id` exactly once.
+
+A call is announced by `response.function_call_arguments.done` and again inside
+`response.done`; either starts it, the other is ignored. Its output goes back as a
+`function_call_output` item, and once every call of that response is answered and the response
+itself is done, one `response.create` makes the model speak about the results (the original
+server left the model silent when a tool declined).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, MutableSet
+from typing import Any
+
+import trio
+
+from .tools import FunctionCall, function_call_output
+
+logger = logging.getLogger(__name__)
+
+Answerer = Callable[[FunctionCall], Awaitable[dict[str, Any]]]
+Sender = Callable[[dict[str, Any]], Awaitable[bool]]
+
+RESPONSE_DONE_WAIT_SECONDS = 30.0
+
+
+class ToolCallRouter:
+    """Routes function calls seen on one session's sideband to an answerer.
+
+    Args:
+        nursery: the session's nursery; each call is answered in a task of its own there, so
+            the sideband's receive loop never waits on a tool.
+        answer: produces a call's output (never raises for a tool's own failure).
+        send: sends a client event on the sideband; False when it could not.
+        answered: the call ids already taken (kept with the session's state).
+    """
+
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        *,
+        answer: Answerer,
+        send: Sender,
+        answered: MutableSet[str],
+        session_id: str,
+    ) -> None:
+        self._nursery = nursery
+        self._answer = answer
+        self._send = send
+        self._answered = answered
+        self._session_id = session_id
+        self._in_progress: dict[str, _Response] = {}
+        self._pending: dict[str, int] = {}
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "response.created":
+            response_id = _response_id(event)
+            if response_id:
+                self._in_progress.setdefault(response_id, _Response())
+        elif kind == "response.function_call_arguments.done":
+            self._take(
+                call_id=event.get("call_id"),
+                name=event.get("name"),
+                arguments=event.get("arguments"),
+                response_id=event.get("response_id"),
+            )
+        elif kind == "response.done":
+            response = event.get("response") or {}
+            response_id = _response_id(event)
+            for item in response.get("output") or []:
+                if (
+                    isinstance(item, dict)
+                    and item.get("type") == "function_call"
+                    and item.get("status") in (None, "completed")
+                ):
+                    self._take(
+                        call_id=item.get("call_id"),
+                        name=item.get("name"),
+                        arguments=item.get("arguments"),
+                        response_id=response_id,
+                    )
+            finished = self._in_progress.pop(response_id, None) if response_id else None
+            if finished is not None:
+                finished.status = str(response.get("status"))
+                finished.done.set()
+
+    def _take(
+        self, *, call_id: object, name: object, arguments: object, response_id: object
+    ) -> None:
+        if not isinstance(call_id, str) or not call_id or call_id in self._answered:
+            return
+        self._answered.add(call_id)
+        call = FunctionCall(
+            call_id=call_id,
+            name=name if isinstance(name, str) else "",
+            arguments=arguments if isinstance(arguments, str) else json.dumps(arguments or {}),
+            response_id=response_id if isinstance(response_id, str) else None,
+        )
+        response = None
+        if call.response_id:
+            self._pending[call.response_id] = self._pending.get(call.response_id, 0) + 1
+            response = self._in_progress.get(call.response_id)
+        self._nursery.start_soon(self._answer_call, call, response)
+
+    async def _answer_call(self, call: FunctionCall, response: _Response | None) -> None:
+        try:
+            output = await self._answer(call)
+        except Exception as exc:
+            logger.exception("session %s: tool %s failed", self._session_id, call.name)
+            output = {"ok": False, "reason": "error", "message": f"{type(exc).__name__}"}
+        if not await self._send(function_call_output(call, output)):
+            logger.warning(
+                "session %s: could not deliver the output of %s", self._session_id, call.call_id
+            )
+            return
+        if call.response_id:
+            left = self._pending[call.response_id] = self._pending[call.response_id] - 1
+            if left > 0:
+                return  # the last answered call of this response asks for the next one
+            del self._pending[call.response_id]
+        if response is not None:
+            # Only one response may write to the conversation: wait for this one to finish.
+            with trio.move_on_after(RESPONSE_DONE_WAIT_SECONDS):
+                await response.done.wait()
+            if response.status == "cancelled":
+                return  # the user barged in: a new response is already on its way
+        await self._send({"type": "response.create"})
+
+
+class _Response:
+    """A response the model is producing, until its `response.done`."""
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.status: str | None = None
+
+
+def _response_id(event: dict[str, Any]) -> str | None:
+    response = event.get("response")
+    value = response.get("id") if isinstance(response, dict) else None
+    return value if isinstance(value, str) else None

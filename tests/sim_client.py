@@ -1,0 +1,86 @@
+"""Test helpers that play the app's part and drive the simulator, all over HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import trio
+
+from realtime_trio.simulator import RunningSimulator
+
+SDP_OFFER = "\r\n".join(
+    [
+        "v=0",
+        "o=- 4611731400430051336 2 IN IP4 127.0.0.1",
+        "s=-",
+        "t=0 0",
+        "a=group:BUNDLE 0 1",
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+        "c=IN IP4 0.0.0.0",
+        "a=mid:0",
+        "a=sendrecv",
+        "a=rtpmap:111 opus/48000/2",
+        "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+        "c=IN IP4 0.0.0.0",
+        "a=mid:1",
+        "a=sctp-port:5000",
+        "",
+    ]
+)
+
+
+class SimControl:
+    """The simulator seen from outside: WebRTC call creation and its `/_sim` control API."""
+
+    def __init__(self, simulator: RunningSimulator, http: httpx.AsyncClient) -> None:
+        self.simulator = simulator
+        self.http = http
+
+    async def create_call(self, client_secret: str) -> str:
+        """What the app does with its ephemeral secret: POST an SDP offer, read the call id."""
+        response = await self.http.post(
+            f"{self.simulator.base_url}/realtime/calls",
+            content=SDP_OFFER,
+            headers={"Authorization": f"Bearer {client_secret}", "Content-Type": "application/sdp"},
+        )
+        assert response.status_code == 201, response.text
+        return response.headers["location"].rsplit("/", 1)[-1]
+
+    async def call(self, call_id: str) -> dict[str, Any]:
+        response = await self.http.get(f"{self.simulator.url}/_sim/calls/{call_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def drive(self, call_id: str, action: str, **body: Any) -> dict[str, Any]:
+        response = await self.http.post(
+            f"{self.simulator.url}/_sim/calls/{call_id}/{action}", json=body, timeout=30
+        )
+        assert response.status_code < 300, response.text
+        return response.json() if response.content else {}
+
+    async def client_events(self, call_id: str, kind: str | None = None) -> list[dict[str, Any]]:
+        events = [e["event"] for e in (await self.call(call_id))["clientEvents"]]
+        return [e for e in events if kind is None or e.get("type") == kind]
+
+
+async def wait_until(check: Any, *, seconds: float = 10.0) -> Any:
+    """Poll an async *check* from outside until it returns something truthy (bounded)."""
+    with trio.fail_after(seconds):
+        while not (result := await check()):  # noqa: ASYNC110 - the state is only seen over HTTP
+            await trio.sleep(0.02)
+        return result
+
+
+async def session_state(http: httpx.AsyncClient, session_id: str) -> dict[str, Any]:
+    response = await http.get(f"/session/{session_id}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def wait_for_sideband(http: httpx.AsyncClient, session_id: str, state: str) -> dict[str, Any]:
+    async def reached() -> dict[str, Any] | None:
+        view = await session_state(http, session_id)
+        return view if view["sideband"]["state"] == state else None
+
+    return await wait_until(reached)
