@@ -84,3 +84,36 @@ async def wait_for_sideband(http: httpx.AsyncClient, session_id: str, state: str
         return view if view["sideband"]["state"] == state else None
 
     return await wait_until(reached)
+
+
+async def new_session(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
+    response = await client.post("/session", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def live_session(client: httpx.AsyncClient, sim: SimControl, **body: Any) -> tuple[str, str]:
+    """A session whose app has opened a call and reported it: (sessionId, callId)."""
+    session_id, call_id, _ = await live_session_with_secret(client, sim, **body)
+    return session_id, call_id
+
+
+async def live_session_with_secret(
+    client: httpx.AsyncClient, sim: SimControl, **body: Any
+) -> tuple[str, str, str]:
+    session = await new_session(client, **body)
+    call_id = await sim.create_call(session["clientSecret"])
+    attached = await client.post(
+        "/session/call", json={"sessionId": session["sessionId"], "callId": call_id}
+    )
+    assert attached.status_code == 200, attached.text
+    assert attached.json() == {
+        "sessionId": session["sessionId"],
+        "callId": call_id,
+        "sideband": {"state": "connected"},
+    }
+    return session["sessionId"], call_id, session["clientSecret"]
+
+
+def open_sockets(call: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in call["sockets"] if s["open"]]

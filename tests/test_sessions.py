@@ -13,7 +13,16 @@ import trio
 from conftest import make_settings
 from realtime_trio.serve import serve
 from realtime_trio.simulator import DEFAULT_API_KEY, Fault, RunningSimulator
-from sim_client import SimControl, session_state, wait_for_sideband, wait_until
+from sim_client import (
+    SimControl,
+    live_session,
+    live_session_with_secret,
+    new_session,
+    open_sockets,
+    session_state,
+    wait_for_sideband,
+    wait_until,
+)
 
 CLIENT_SECRETS = "/v1/realtime/client_secrets"
 FAST_RECONNECTS = {
@@ -26,39 +35,6 @@ FAST_RECONNECTS = {
 async def sim(simulator: RunningSimulator) -> AsyncIterator[SimControl]:
     async with httpx.AsyncClient(timeout=30) as http:
         yield SimControl(simulator, http)
-
-
-async def new_session(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
-    response = await client.post("/session", json=body)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-async def live_session(client: httpx.AsyncClient, sim: SimControl, **body: Any) -> tuple[str, str]:
-    """A session whose app has opened a call and reported it: (sessionId, callId)."""
-    session_id, call_id, _ = await live_session_with_secret(client, sim, **body)
-    return session_id, call_id
-
-
-async def live_session_with_secret(
-    client: httpx.AsyncClient, sim: SimControl, **body: Any
-) -> tuple[str, str, str]:
-    session = await new_session(client, **body)
-    call_id = await sim.create_call(session["clientSecret"])
-    attached = await client.post(
-        "/session/call", json={"sessionId": session["sessionId"], "callId": call_id}
-    )
-    assert attached.status_code == 200, attached.text
-    assert attached.json() == {
-        "sessionId": session["sessionId"],
-        "callId": call_id,
-        "sideband": {"state": "connected"},
-    }
-    return session["sessionId"], call_id, session["clientSecret"]
-
-
-def open_sockets(call: dict[str, Any]) -> list[dict[str, Any]]:
-    return [s for s in call["sockets"] if s["open"]]
 
 
 # -- creating sessions --------------------------------------------------------------------
@@ -318,12 +294,13 @@ async def test_a_tool_call_is_answered_once_then_a_response_is_requested(
 ) -> None:
     _, call_id = await live_session(client, sim)
 
-    result = await sim.drive(call_id, "tool-call", name="extract_profile", arguments={})
+    result = await sim.drive(call_id, "tool-call", name="lookup_order", arguments={"order": "1"})
 
     assert result["responseCreated"] is True
     output = json.loads(result["output"])
     assert output["ok"] is False
     assert output["reason"] == "unavailable"
+    assert output["tool"] == "lookup_order"
     events = await sim.client_events(call_id)
     outputs = [
         e

@@ -12,6 +12,7 @@ from .errors import MissingField, UnknownSession
 from .models import (
     CloseResponse,
     ErrorResponse,
+    ExtractProfileResponse,
     HealthResponse,
     RenewResponse,
     SessionCallRequest,
@@ -162,3 +163,14 @@ async def delete_session(session_id: str) -> tuple[str, int]:
     if not await current_services().sessions.end(session_id):
         raise UnknownSession()
     return "", 204
+
+
+@blueprint.post("/extract-profile")
+@validate_request(SessionIdRequest)
+@validate_response(ExtractProfileResponse)
+@errors_documented(400, 404, 502, 503, 504)
+async def extract_profile(data: SessionIdRequest) -> ExtractProfileResponse:
+    """Extract the profile from the transcript now (no cooldown) and push the new instructions."""
+    session = current_services().sessions.get(require_session_id(data.session_id))
+    profile = await session.extract_now()
+    return ExtractProfileResponse(profile=profile, instructions=session.instructions())

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     realtime_model: str = Field(default="gpt-realtime", min_length=1)
     transcription_model: str = Field(default="gpt-4o-mini-transcribe", min_length=1)
     extraction_cooldown_seconds: float = Field(default=60, ge=0)
+    extraction_model: str = Field(
+        default="gpt-4.1-mini", min_length=1, description="Responses API model for extraction."
+    )
     sideband_debug_events: bool = False
     log_level: LogLevel = "INFO"
     upstream_timeout_seconds: float = Field(

@@ -134,3 +134,8 @@ class SessionView(ApiModel):
     profile: dict[str, Any]
     transcript: list[TranscriptEntryView]
     sideband: SidebandView
+
+
+class ExtractProfileResponse(ApiModel):
+    profile: dict[str, Any] = Field(description="The stored profile after this extraction.")
+    instructions: str = Field(description="The instructions the live call now runs with.")

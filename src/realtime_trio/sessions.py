@@ -18,18 +18,30 @@ import trio
 
 from .config import Settings
 from .errors import RenewInProgress, UnknownSession
+from .extraction import (
+    CoolingDown,
+    Extracted,
+    ExtractionScope,
+    Failed,
+    NoTranscript,
+    Outcome,
+    extract_profile,
+)
 from .instructions import DEFAULT_BASE_INSTRUCTIONS, build_instructions, with_history
-from .profile import empty_profile
+from .profile import Profile, empty_profile
 from .session_config import realtime_session_config
 from .sideband import Sideband, SidebandState
 from .store import SessionRecord, SessionStore
 from .tool_calls import ToolCallRouter
-from .tools import REGISTERED_TOOLS, answer_tool_call
+from .tools import EXTRACT_PROFILE, REGISTERED_TOOLS, FunctionCall, ToolAnswer, unavailable
 from .upstream import ClientSecret, OpenAIClient
 
 logger = logging.getLogger(__name__)
 
 STORE_CLEANUP_SECONDS = 5.0
+# How long an extraction waits for user transcriptions still in flight, so that the sentence
+# that made the model call `extract_profile` is part of what gets extracted.
+TRANSCRIPTION_WAIT_SECONDS = 3.0
 GRACEFUL_CLOSE_SECONDS = 3.0
 
 
@@ -51,7 +63,14 @@ class SessionOptions:
 class LiveSession:
     """One session on this replica: its record, its nursery and its current sideband."""
 
-    def __init__(self, record: SessionRecord, *, settings: Settings, store: SessionStore) -> None:
+    def __init__(
+        self,
+        record: SessionRecord,
+        *,
+        settings: Settings,
+        store: SessionStore,
+        upstream: OpenAIClient,
+    ) -> None:
         self.record = record
         self.session_id = record.session_id
         self.sideband: Sideband | None = None
@@ -59,6 +78,14 @@ class LiveSession:
         self.finished = trio.Event()
         self._settings = settings
         self._store = store
+        self._upstream = upstream
+        self._profile_model = Profile
+        self._transcript_changed = trio.Event()
+        self.extraction = ExtractionScope(
+            self._extract_and_store,
+            cooldown_seconds=settings.extraction_cooldown_seconds,
+            current_profile=lambda: self.record.profile,
+        )
         self._scope = trio.CancelScope()
         self._nursery: trio.Nursery | None = None
         self._router: ToolCallRouter | None = None
@@ -109,9 +136,81 @@ class LiveSession:
         return {"type": "session.update", "session": session}
 
     def on_event(self, event: dict[str, Any]) -> None:
-        self.record.transcript.apply(event)
+        if self.record.transcript.apply(event):
+            self._transcript_changed.set()
+            self._transcript_changed = trio.Event()
         if self._router is not None:
             self._router.on_event(event)
+
+    # -- tools and extraction ---------------------------------------------------------------
+
+    async def answer_tool_call(self, call: FunctionCall) -> ToolAnswer:
+        if call.name != EXTRACT_PROFILE.name:
+            return unavailable(call)
+        outcome = await self._require_nursery_extraction(throttled=True)
+        if isinstance(outcome, Extracted):
+            return ToolAnswer(
+                {"ok": True, "profile": outcome.profile}, followups=(self.instructions_update(),)
+            )
+        if isinstance(outcome, CoolingDown):
+            return ToolAnswer(
+                {
+                    "ok": False,
+                    "reason": "cooldown",
+                    "retryAfterSeconds": outcome.retry_after_seconds,
+                    "profile": outcome.profile,
+                }
+            )
+        if isinstance(outcome.error, NoTranscript):
+            return ToolAnswer(
+                {"ok": False, "reason": "no_transcript", "profile": self.record.profile}
+            )
+        return ToolAnswer({"ok": False, "reason": "error", "message": outcome.error.message})
+
+    async def extract_now(self) -> dict[str, Any]:
+        """Extract at once (no cooldown), push the new instructions, and return the profile.
+
+        Raises:
+            NoTranscript: nothing said yet (upstream is not called).
+            UpstreamError, ExtractionFailed: the stored profile is unchanged.
+        """
+        if not self.record.transcript.history_lines():
+            raise NoTranscript()
+        outcome = await self._require_nursery_extraction(throttled=False)
+        if isinstance(outcome, Failed):
+            raise outcome.error
+        if isinstance(outcome, Extracted) and self.sideband is not None:
+            # Not connected: the instructions wait for the next attach and for renew.
+            await self.sideband.send_if_connected(self.instructions_update())
+        return self.record.profile
+
+    def instructions_update(self) -> dict[str, Any]:
+        return {
+            "type": "session.update",
+            "session": {"type": "realtime", "instructions": self.instructions()},
+        }
+
+    async def _require_nursery_extraction(self, *, throttled: bool) -> Outcome:
+        if self._nursery is None or self.finished.is_set():
+            raise UnknownSession()
+        return await self.extraction.request(self._nursery, throttled=throttled)
+
+    async def _extract_and_store(self) -> dict[str, Any]:
+        if self.record.enable_transcription:
+            with trio.move_on_after(TRANSCRIPTION_WAIT_SECONDS):
+                while self.record.transcript.pending_user_turns():
+                    await self._transcript_changed.wait()
+        profile = await extract_profile(
+            self._upstream,
+            model=self._settings.extraction_model,
+            profile_model=self._profile_model,
+            transcript_lines=self.record.transcript.history_lines(),
+            previous=self.record.profile,
+        )
+        self.record.profile = profile
+        await self._store.save(self.record)
+        logger.info("session %s: profile extracted", self.session_id)
+        return profile
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -159,7 +258,7 @@ class LiveSession:
             sideband = Sideband(self, call_id=call_id, settings=self._settings)
             self._router = ToolCallRouter(
                 self._nursery,
-                answer=answer_tool_call,
+                answer=self.answer_tool_call,
                 send=sideband.send,
                 answered=self.record.answered_call_ids,
                 session_id=self.session_id,
@@ -238,7 +337,7 @@ class SessionManager:
             ),
             profile=empty_profile(),
         )
-        session = LiveSession(record, settings=settings, store=self._store)
+        session = LiveSession(record, settings=settings, store=self._store, upstream=self._upstream)
         secret = await self._upstream.create_client_secret(session.client_secret_config())
         record.client_secret, record.expires_at = secret.value, secret.expires_at
         await self._store.add(record)

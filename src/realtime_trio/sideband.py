@@ -153,6 +153,17 @@ class Sideband:
             self.settled.set()
             self.finished.set()
 
+    async def send_if_connected(self, event: dict[str, Any]) -> bool:
+        """Send a client event now if connected; False (nothing sent) otherwise."""
+        socket = self._socket
+        if socket is None:
+            return False
+        try:
+            await socket.send(event)
+        except SidebandClosed:
+            return False
+        return True
+
     async def send(self, event: dict[str, Any], *, wait_seconds: float = 10.0) -> bool:
         """Send a client event, waiting (bounded) through a reconnect; False if it could not."""
         with trio.move_on_after(wait_seconds):

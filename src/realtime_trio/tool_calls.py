@@ -16,11 +16,11 @@ from typing import Any
 
 import trio
 
-from .tools import FunctionCall, function_call_output
+from .tools import FunctionCall, ToolAnswer, function_call_output
 
 logger = logging.getLogger(__name__)
 
-Answerer = Callable[[FunctionCall], Awaitable[dict[str, Any]]]
+Answerer = Callable[[FunctionCall], Awaitable[ToolAnswer]]
 Sender = Callable[[dict[str, Any]], Awaitable[bool]]
 
 RESPONSE_DONE_WAIT_SECONDS = 30.0
@@ -107,15 +107,18 @@ class ToolCallRouter:
 
     async def _answer_call(self, call: FunctionCall, response: _Response | None) -> None:
         try:
-            output = await self._answer(call)
+            answer = await self._answer(call)
         except Exception as exc:
+            # A failing tool never ends the session, and the model still gets an output.
             logger.exception("session %s: tool %s failed", self._session_id, call.name)
-            output = {"ok": False, "reason": "error", "message": f"{type(exc).__name__}"}
-        if not await self._send(function_call_output(call, output)):
+            answer = ToolAnswer({"ok": False, "reason": "error", "message": type(exc).__name__})
+        if not await self._send(function_call_output(call, answer.output)):
             logger.warning(
                 "session %s: could not deliver the output of %s", self._session_id, call.call_id
             )
             return
+        for event in answer.followups:
+            await self._send(event)
         if call.response_id:
             left = self._pending[call.response_id] = self._pending[call.response_id] - 1
             if left > 0:

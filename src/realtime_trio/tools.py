@@ -33,8 +33,9 @@ class FunctionTool:
 EXTRACT_PROFILE = FunctionTool(
     name="extract_profile",
     description=(
-        "Save what the user has said about themselves so far (first name, last name, monthly "
-        "income) to their profile. Takes no arguments: the server reads the conversation."
+        "Call this whenever the user has just shared something about themselves (their name, "
+        "their monthly income, or any personal detail), so it is saved to their profile. "
+        "Takes no arguments: the server reads the conversation itself."
     ),
     parameters={"type": "object", "properties": {}, "required": [], "additionalProperties": False},
     guidance=(
@@ -56,14 +57,24 @@ class FunctionCall:
     response_id: str | None = None
 
 
-async def answer_tool_call(call: FunctionCall) -> dict[str, Any]:
-    """The output for *call*. No tool runs yet, so every call is answered as unavailable."""
-    return {
-        "ok": False,
-        "reason": "unavailable",
-        "tool": call.name,
-        "message": f"The tool {call.name!r} is not available yet.",
-    }
+@dataclass(frozen=True)
+class ToolAnswer:
+    """What answers a call: its output, and client events to send after it (before the model
+    is asked to respond), such as a `session.update` carrying new instructions."""
+
+    output: dict[str, Any]
+    followups: tuple[dict[str, Any], ...] = ()
+
+
+def unavailable(call: FunctionCall) -> ToolAnswer:
+    return ToolAnswer(
+        {
+            "ok": False,
+            "reason": "unavailable",
+            "tool": call.name,
+            "message": f"The tool {call.name!r} is not available on this server.",
+        }
+    )
 
 
 def function_call_output(call: FunctionCall, output: dict[str, Any]) -> dict[str, Any]:

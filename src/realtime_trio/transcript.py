@@ -121,6 +121,10 @@ class Transcript:
             if node.kind in (None, "message") and node.role in ("user", "assistant")
         ]
 
+    def pending_user_turns(self) -> int:
+        """User turns whose transcription has not completed (nor failed) yet."""
+        return sum(1 for e in self.entries() if e.role == "user" and e.status == "pending")
+
     def history_lines(self) -> list[str]:
         """`USER: ...` / `ASSISTANT: ...` lines of the turns that have text, for rehydration."""
         return [f"{e.role.upper()}: {e.text}" for e in self.entries() if e.text]

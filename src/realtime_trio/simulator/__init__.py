@@ -7,6 +7,10 @@ against the OpenAI SDK's published types (the `simulator` extra). Run it on its 
 Besides minting client secrets it holds WebRTC calls (`POST /v1/realtime/calls`) and their
 sideband WebSockets (`/v1/realtime?call_id=...`); tests drive a call through `/_sim/calls/...`
 over HTTP, or in-process through `RunningSimulator.state.calls[call_id]` (a `SimCall`).
+
+It also answers the Responses API (`POST /v1/responses`, non-streaming) with a deterministic
+extractor standing in for the model; `POST /_sim/responses/next` (or `state.responses.arm`)
+makes its next answers refusals, incomplete, not JSON, or failed.
 """
 
 from __future__ import annotations
@@ -19,13 +23,17 @@ import trio
 from ..serve import ShutdownTrigger, serve_app
 from .app import create_simulator_app
 from .calls import CallEnded, ReceivedEvent, SimCall, SimSocket, ToolCallResult
+from .responses import FAILURE_MODES, ArmedResponses, FailureMode
 from .state import DEFAULT_API_KEY, Fault, SimulatorState
 from .turns import ActiveResponse, SimResponse
 
 __all__ = [
     "DEFAULT_API_KEY",
+    "FAILURE_MODES",
     "ActiveResponse",
+    "ArmedResponses",
     "CallEnded",
+    "FailureMode",
     "Fault",
     "ReceivedEvent",
     "RunningSimulator",

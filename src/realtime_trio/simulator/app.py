@@ -21,9 +21,11 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from .auth import require_api_key
+from .bodies import json_body
 from .control import control_blueprint
 from .errors import OpenAIError, invalid_request
 from .realtime_api import realtime_blueprint
+from .responses_api import responses_blueprint
 from .sessions import realtime_session, transcription_session
 from .state import Fault, RecordedRequest, SimulatorState
 from .validation import check_client_secret_response, validate_client_secret_request
@@ -33,12 +35,6 @@ logger = logging.getLogger(__name__)
 
 JSONAnswer = tuple[dict[str, Any], int]
 
-_NOT_JSON = (
-    "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
-    "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was "
-    "sent was not valid JSON.)"
-)
-
 
 def create_simulator_app(state: SimulatorState) -> QuartTrio:
     """The simulator as an ASGI app over *state*."""
@@ -47,6 +43,7 @@ def create_simulator_app(state: SimulatorState) -> QuartTrio:
     app.asgi_app = tap_websockets(app.asgi_app)  # type: ignore[method-assign]
     app.register_blueprint(realtime_blueprint(state))
     app.register_blueprint(control_blueprint(state))
+    app.register_blueprint(responses_blueprint(state))
 
     @app.before_serving
     async def start_calls() -> None:
@@ -83,7 +80,7 @@ def create_simulator_app(state: SimulatorState) -> QuartTrio:
     @app.post("/v1/realtime/client_secrets")
     async def create_client_secret() -> JSONAnswer:
         require_api_key(state, request.headers)
-        body = await _json_body()
+        body = await json_body()
         requested, ttl = validate_client_secret_request(body)
         if requested["type"] == "realtime":
             session = realtime_session(requested)
@@ -107,7 +104,7 @@ def create_simulator_app(state: SimulatorState) -> QuartTrio:
 
     @app.post("/_sim/faults")
     async def arm_fault() -> JSONAnswer:
-        body = await _json_body()
+        body = await json_body()
         try:
             fault = Fault(**body)
         except TypeError as exc:
@@ -134,14 +131,6 @@ def create_simulator_app(state: SimulatorState) -> QuartTrio:
         return OpenAIError(status, message).body(), status
 
     return app
-
-
-async def _json_body() -> Any:
-    raw = await request.get_data(as_text=False)
-    try:
-        return json.loads(raw) if raw.strip() else {}
-    except ValueError:
-        raise invalid_request(_NOT_JSON) from None
 
 
 async def _recorded(req: Any) -> RecordedRequest:

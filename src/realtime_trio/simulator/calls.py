@@ -21,7 +21,7 @@ import trio
 from .conversation import Conversation
 from .events import server_event
 from .sessions import new_id
-from .turns import DEFAULT_REPLY, SimResponse, start_response, user_turn
+from .turns import DEFAULT_REPLY, SimResponse, answer_user, start_response, user_turn
 
 OUTBOX_SIZE = 1024
 NORMAL_CLOSURE = 1000
@@ -191,6 +191,7 @@ class SimCall:
         self.audio_produced = False
         self.input_audio_bytes = 0
         self.audio_ms = 0
+        self.transcribing: set[str] = set()
         self._clock = clock
         self._change = trio.Event()
         self._end = trio.Event()
@@ -404,6 +405,34 @@ class SimCall:
             transcription_delay=transcription_delay,
             transcription_fails=transcription_fails,
         )
+
+    def transcription_finished(self, item_id: str) -> None:
+        """The transcription of user item *item_id* completed, failed or was cancelled."""
+        self.transcribing.discard(item_id)
+        self._changed()
+
+    async def wait_for_transcription(self, item_id: str) -> None:
+        """Return once user item *item_id* is no longer being transcribed (at once if the
+        session transcribes nothing).
+
+        Raises:
+            CallEnded: the call ended first.
+        """
+        while item_id in self.transcribing:
+            self.check_open()
+            await self._change.wait()
+
+    async def respond_to_user(self, item_id: str, text: str) -> SimResponse:
+        """Once the user's turn *item_id* (who said *text*) is transcribed, the model answers:
+        it calls `extract_profile` if *text* shares a fact about the user and the session has
+        that tool, else it says the next queued reply. Returns once the response has started.
+
+        Raises:
+            ActiveResponse: a response is already in progress.
+            CallEnded: the call is over.
+        """
+        await self.wait_for_transcription(item_id)
+        return answer_user(self, text)
 
     async def assistant_says(self, text: str, *, delta_delay: float = 0.0) -> SimResponse:
         """The model answers *text* (audio and transcript, or text, per the session); returns

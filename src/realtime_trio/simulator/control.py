@@ -21,25 +21,28 @@ from .state import SimulatorState
 from .turns import ActiveResponse
 
 JSONAnswer = tuple[dict[str, Any], int]
-Body = TypeVar("Body", bound="_Body")
+Body = TypeVar("Body", bound="ControlBody")
 
 
-class _Body(BaseModel):
+class ControlBody(BaseModel):
+    """A control API body: camelCase keys, strict types, nothing unknown."""
+
     model_config = ConfigDict(extra="forbid", strict=True, alias_generator=to_camel)
 
 
-class UserTurn(_Body):
+class UserTurn(ControlBody):
     text: str
     transcription_delay_ms: int = Field(0, ge=0)
     transcription_fails: bool = False
+    respond: bool = False
 
 
-class AssistantTurn(_Body):
+class AssistantTurn(ControlBody):
     text: str
     delta_delay_ms: int = Field(0, ge=0)
 
 
-class ToolCall(_Body):
+class ToolCall(ControlBody):
     name: str
     arguments: dict[str, Any] | str = Field(default_factory=dict)
     wait: bool = True
@@ -47,7 +50,7 @@ class ToolCall(_Body):
     delta_delay_ms: int = Field(0, ge=0)
 
 
-class Send(_Body):
+class Send(ControlBody):
     raw: str | None = None
     event: dict[str, Any] | None = None
     socket_id: int | None = None
@@ -87,31 +90,37 @@ def control_blueprint(state: SimulatorState) -> Blueprint:
 
     @blueprint.post("/<call_id>/user")
     async def user(call_id: str) -> JSONAnswer:
-        call, body = live(call_id), await _body(UserTurn)
+        call, body = live(call_id), await read_body(UserTurn)
         with _call_errors(call_id):
             item_id = await call.user_says(
                 body.text,
                 transcription_delay=body.transcription_delay_ms / 1000,
                 transcription_fails=body.transcription_fails,
             )
-        return {"itemId": item_id}, 200
+            if not body.respond:
+                return {"itemId": item_id}, 200
+            response = await call.respond_to_user(item_id, body.text)
+        answer = {"itemId": item_id, "responseId": response.id}
+        if response.call_id is not None:
+            answer["callId"] = response.call_id
+        return answer, 200
 
     @blueprint.post("/<call_id>/assistant")
     async def assistant(call_id: str) -> JSONAnswer:
-        call, body = live(call_id), await _body(AssistantTurn)
+        call, body = live(call_id), await read_body(AssistantTurn)
         with _call_errors(call_id):
             response = await call.assistant_says(body.text, delta_delay=body.delta_delay_ms / 1000)
         return {"responseId": response.id, "itemId": response.item_id}, 200
 
     @blueprint.post("/<call_id>/replies")
     async def replies(call_id: str) -> JSONAnswer:
-        call, body = live(call_id), await _body(AssistantTurn)
+        call, body = live(call_id), await read_body(AssistantTurn)
         queued = call.queue_reply(body.text, delta_delay=body.delta_delay_ms / 1000)
         return {"queued": queued}, 200
 
     @blueprint.post("/<call_id>/tool-call")
     async def tool_call(call_id: str) -> JSONAnswer:
-        call, body = live(call_id), await _body(ToolCall)
+        call, body = live(call_id), await read_body(ToolCall)
         with _call_errors(call_id):
             result = await call.tool_call(
                 body.name,
@@ -133,7 +142,7 @@ def control_blueprint(state: SimulatorState) -> Blueprint:
 
     @blueprint.post("/<call_id>/send")
     async def send(call_id: str) -> JSONAnswer:
-        call, body = live(call_id), await _body(Send)
+        call, body = live(call_id), await read_body(Send)
         if body.raw is not None:
             sent = call.send_raw(body.raw, socket_id=body.socket_id)
         else:
@@ -143,7 +152,7 @@ def control_blueprint(state: SimulatorState) -> Blueprint:
     return blueprint
 
 
-async def _body(model: type[Body]) -> Body:
+async def read_body(model: type[Body]) -> Body:
     """The JSON body as *model* (an absent body is `{}`); a 400 naming the key at fault."""
     raw = await request.get_data(as_text=True)
     try:

@@ -1,5 +1,6 @@
 """What the simulator remembers: its API keys, the secrets it minted, what it was sent, the calls
-it holds, and faults a test asked it to inject. One `SimulatorState` per simulator; tests may
+it holds, and faults a test asked it to inject (`responses` also arms failures of the Responses
+API's answers). One `SimulatorState` per simulator; tests may
 read it directly (and drive its calls: see `SimCall`)."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import trio
 
 from .calls import SimCall
+from .responses import ArmedResponses
 from .sessions import new_id
 
 DEFAULT_API_KEY = "sk-simulator-key"
@@ -83,6 +85,7 @@ class SimulatorState:
         self.requests: deque[RecordedRequest] = deque(maxlen=RECORDED_REQUESTS_KEPT)
         self.faults: list[Fault] = []
         self.calls: dict[str, SimCall] = {}
+        self.responses = ArmedResponses()
         self._calls_nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

@@ -8,8 +8,9 @@ Between deltas a response waits `delta_delay` seconds (none by default: the whol
 then queued at once).
 
 The simulator does not start responses by itself when a user turn ends, though the default
-`server_vad` would: tests decide when the model speaks (`SimCall.assistant_says`, or a client's
-`response.create`).
+`server_vad` would: tests decide when the model speaks (`SimCall.assistant_says`, a client's
+`response.create`, or `SimCall.respond_to_user`, which answers as a model would: calling
+`extract_profile` when the user shares a fact about themselves).
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ from .events import (
     transcription_usage,
     user_audio_item,
 )
+from .extractor import extract_facts
 from .sessions import DEFAULT_FORMAT, new_id
 
 if TYPE_CHECKING:
     from .calls import SimCall
 
 DEFAULT_REPLY = "Sure, I can help with that."
+PROFILE_TOOL = "extract_profile"
 
 
 class ActiveResponse(Exception):
@@ -304,8 +307,41 @@ async def user_turn(
     )
     commit_user_audio(call, item_id)
     if transcription_enabled(call.session):
+        call.transcribing.add(item_id)
         call.start_soon(_transcribe, call, item_id, text, transcription_delay, transcription_fails)
     return item_id
+
+
+def answer_user(call: SimCall, text: str) -> SimResponse:
+    """The model's answer to the user's *text*, as a real one would give it.
+
+    A call of `extract_profile` with `{}` if *text* shares a fact about the user (the
+    extractor finds one) and the session has that function tool; the next queued reply
+    otherwise (taken from the queue only once it has started).
+
+    Raises:
+        ActiveResponse: another response is writing to the conversation.
+        CallEnded: the call is over.
+    """
+    if extract_facts(text).any() and has_function_tool(call.session, PROFILE_TOOL):
+        return start_response(call, kind="function_call", text="{}", name=PROFILE_TOOL)
+    reply = call.replies[0] if call.replies else None
+    response = start_response(
+        call,
+        kind="message",
+        text=reply.text if reply else DEFAULT_REPLY,
+        delta_delay=reply.delta_delay if reply else 0.0,
+    )
+    if reply is not None:
+        call.replies.popleft()
+    return response
+
+
+def has_function_tool(session: dict[str, Any], name: str) -> bool:
+    return any(
+        tool.get("type") == "function" and tool.get("name") == name
+        for tool in session.get("tools") or []
+    )
 
 
 def commit_user_audio(call: SimCall, item_id: str) -> None:
@@ -330,6 +366,15 @@ def _interrupts(session: dict[str, Any]) -> bool:
 
 
 async def _transcribe(call: SimCall, item_id: str, text: str, delay: float, fails: bool) -> None:
+    try:
+        await _transcription_events(call, item_id, text, delay, fails)
+    finally:
+        call.transcription_finished(item_id)
+
+
+async def _transcription_events(
+    call: SimCall, item_id: str, text: str, delay: float, fails: bool
+) -> None:
     await trio.sleep(delay)
     where = {"item_id": item_id, "content_index": 0}
     if fails:

@@ -11,6 +11,7 @@ shape the real API never sends.
 
 from __future__ import annotations
 
+import re
 import typing
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .errors import OpenAIError, invalid_request
+from .json_schema import strict_schema_problem
 
 try:
     from openai.types.realtime import (
@@ -30,6 +32,8 @@ try:
         ResponseItemReference,
     )
     from openai.types.realtime.client_secret_create_params import ExpiresAfter
+    from openai.types.responses import Response
+    from openai.types.responses.response_create_params import ResponseCreateParamsNonStreaming
 except ImportError as exc:  # pragma: no cover - exercised only without the extra installed
     raise ImportError(
         "the simulator checks requests against the OpenAI SDK's types: "
@@ -68,6 +72,11 @@ _CLIENT_EVENT_ADAPTERS = {kind: TypeAdapter(model) for kind, model in CLIENT_EVE
 _SERVER_EVENT_ADAPTERS = {kind: TypeAdapter(model) for kind, model in SERVER_EVENTS.items()}
 # The live API sends these session keys although the SDK's session models do not declare them.
 _UNDECLARED_BUT_SENT = {"session.id", "session.object"}
+_RESPONSE_REQUEST = TypeAdapter(ResponseCreateParamsNonStreaming)
+# The API reference's Response example has `store`; the SDK 3.57 model does not declare it.
+_RESPONSE_UNDECLARED_BUT_SENT = {"store"}
+_FORMAT_NAME = re.compile(r"[a-zA-Z0-9_-]+")
+_LAZY_ARRAYS = ("tools", "context_management")  # `Iterable` fields of the request type
 
 
 def validate_client_secret_request(body: Any) -> tuple[dict[str, Any], int]:
@@ -126,6 +135,116 @@ def validate_session(session: Any, *, prefix: str) -> dict[str, Any]:
 def check_client_secret_response(body: dict[str, Any]) -> None:
     """Assert the simulator's own answer has the SDK's `ClientSecretCreateResponse` shape."""
     _CLIENT_SECRET_RESPONSE.validate_python(body)
+
+
+def validate_response_request(body: Any) -> dict[str, Any]:
+    """A `POST /v1/responses` body checked against the SDK's non-streaming request type, and a
+    `json_schema` format against strict mode's rules when `strict` is true; returned as sent.
+
+    Raises:
+        OpenAIError: 400, naming the parameter at fault.
+    """
+    if not isinstance(body, dict):
+        raise invalid_request("Invalid body: expected a JSON object.", code="invalid_type")
+    for flag in ("stream", "background"):
+        if body.get(flag) is True:  # the simulator's own refusal: the API supports both
+            raise invalid_request(
+                f"'{flag}': true is not supported by the offline simulator; send false or "
+                "leave it out.",
+                param=flag,
+                code="unsupported_value",
+            )
+    for key in _LAZY_ARRAYS:  # pydantic would take any iterable there, a string or an object
+        if body.get(key) is not None and not isinstance(body[key], list):
+            raise invalid_request(
+                f"Invalid type for '{key}': expected an array.", param=key, code="invalid_type"
+            )
+    kept = _validated(_RESPONSE_REQUEST, body, "")
+    for param in _dropped_keys(body, kept, ""):
+        raise invalid_request(
+            f"Unknown parameter: '{param}'.", param=param, code="unknown_parameter"
+        )
+    if "model" not in body:
+        raise invalid_request(
+            "Missing required parameter: 'model'.",
+            param="model",
+            code="missing_required_parameter",
+        )
+    text_format = (body.get("text") or {}).get("format") or {}
+    if text_format.get("type") == "json_schema":
+        _check_json_schema_format(text_format)
+    return body
+
+
+def _check_json_schema_format(text_format: dict[str, Any]) -> None:
+    name = text_format["name"]
+    if not name:
+        raise invalid_request(
+            "Invalid 'text.format.name': string too short. Expected a string with minimum "
+            "length 1, but got an empty string instead.",
+            param="text.format.name",
+            code="string_below_min_length",
+        )
+    if len(name) > 64:
+        raise invalid_request(
+            "Invalid 'text.format.name': string too long. Expected a string with maximum "
+            f"length 64, but got a string with length {len(name)} instead.",
+            param="text.format.name",
+            code="string_above_max_length",
+        )
+    if not _FORMAT_NAME.fullmatch(name):
+        raise invalid_request(
+            "Invalid 'text.format.name': string does not match pattern. Expected a string "
+            "that matches the pattern '^[a-zA-Z0-9_-]+$'.",
+            param="text.format.name",
+            code="invalid_value",
+        )
+    problem = text_format.get("strict") and strict_schema_problem(text_format["schema"])
+    if problem:
+        raise invalid_request(
+            f"Invalid schema for response_format '{name}': {problem}",
+            param="text.format.schema",
+            code="invalid_json_schema",  # UNVERIFIED code
+        )
+
+
+def _dropped_keys(sent: Any, kept: Any, path: str) -> Iterator[str]:
+    """The paths of keys in *sent* that validation into the SDK's TypedDicts left out of *kept*.
+
+    The request types are TypedDicts, which pydantic validates by dropping unknown keys; their
+    `Iterable` fields come back as lazy iterators, validated here as they are consumed.
+    """
+    if isinstance(sent, dict) and isinstance(kept, dict):
+        for key, value in sent.items():
+            if key not in kept:
+                yield _joined(path, key)
+            else:
+                yield from _dropped_keys(value, kept[key], _joined(path, key))
+    elif isinstance(sent, list):
+        if not isinstance(kept, list | tuple):
+            try:
+                kept = list(kept)
+            except ValidationError as exc:
+                raise _as_openai_error(exc, path) from None
+        for index, (item, checked) in enumerate(zip(sent, kept, strict=False)):
+            yield from _dropped_keys(item, checked, f"{path}[{index}]")
+
+
+def check_response(body: dict[str, Any]) -> None:
+    """Assert a `/v1/responses` answer of the simulator has the SDK's `Response` shape.
+
+    Raises:
+        AssertionError: naming what is wrong (a simulator bug).
+    """
+    try:
+        model = Response.model_validate(body)
+    except ValidationError as exc:
+        raise AssertionError(f"the response does not match the SDK: {exc}") from None
+    extras = [p for p in undeclared_keys(model) if p not in _RESPONSE_UNDECLARED_BUT_SENT]
+    if extras:
+        raise AssertionError(f"the response has keys the SDK does not declare: {extras}")
+    if "output_text" in body:
+        raise AssertionError("output_text is the SDK's property, not a field of the API")
 
 
 def validate_client_event(event: Any) -> dict[str, Any]:
