@@ -29,7 +29,13 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def make_settings(**overrides: Any) -> Settings:
     """Settings for a test server: loopback, port 0, no `.env`, plus *overrides*."""
-    values: dict[str, Any] = {"host": "127.0.0.1", "port": 0, **overrides}
+    values: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        # Plugins installed in the venv (the packaged example) only where a test asks for them.
+        "plugin_entry_points": False,
+        **overrides,
+    }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
@@ -50,21 +56,26 @@ async def start_server(
     stop = trio.Event()
     running: list[trio.Event] = []
 
-    async def run(settings: Settings, *, task_status: trio.TaskStatus[list[str]]) -> None:
+    async def run(
+        settings: Settings, plugins: Any, *, task_status: trio.TaskStatus[list[str]]
+    ) -> None:
         done = trio.Event()
         running.append(done)
         try:
-            await serve(settings, shutdown_trigger=stop.wait, task_status=task_status)
+            await serve(
+                settings, plugins=plugins, shutdown_trigger=stop.wait, task_status=task_status
+            )
         finally:
             done.set()
 
-    async def start(**overrides: Any) -> str:
+    async def start(*, plugins: Any = None, **overrides: Any) -> str:
+        """*plugins*: a `PluginRegistry` to use instead of loading them from the settings."""
         values = {
             "openai_api_key": DEFAULT_API_KEY,
             "openai_base_url": simulator.base_url,
             **overrides,
         }
-        binds: list[str] = await nursery.start(partial(run, make_settings(**values)))
+        binds: list[str] = await nursery.start(partial(run, make_settings(**values), plugins))
         return binds[0]
 
     yield start

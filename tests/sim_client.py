@@ -78,12 +78,14 @@ async def session_state(http: httpx.AsyncClient, session_id: str) -> dict[str, A
     return response.json()
 
 
-async def wait_for_sideband(http: httpx.AsyncClient, session_id: str, state: str) -> dict[str, Any]:
+async def wait_for_sideband(
+    http: httpx.AsyncClient, session_id: str, state: str, *, seconds: float = 10.0
+) -> dict[str, Any]:
     async def reached() -> dict[str, Any] | None:
         view = await session_state(http, session_id)
         return view if view["sideband"]["state"] == state else None
 
-    return await wait_until(reached)
+    return await wait_until(reached, seconds=seconds)
 
 
 async def new_session(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:

@@ -299,8 +299,8 @@ async def test_a_tool_call_is_answered_once_then_a_response_is_requested(
     assert result["responseCreated"] is True
     output = json.loads(result["output"])
     assert output["ok"] is False
-    assert output["reason"] == "unavailable"
-    assert output["tool"] == "lookup_order"
+    assert output["reason"] == "unknown_tool"
+    assert output["message"].startswith("There is no tool named 'lookup_order'.")
     events = await sim.client_events(call_id)
     outputs = [
         e
@@ -544,8 +544,15 @@ async def test_two_hundred_live_sessions_in_one_process(
     client: httpx.AsyncClient, sim: SimControl
 ) -> None:
     sessions: list[tuple[str, str]] = []
+    # All 200 end up live at once; they are opened 20 at a time, as a busy app fleet would,
+    # so that a shared CI machine does not turn the test into a timeout test.
+    opening = trio.CapacityLimiter(20)
 
     async def one() -> None:
+        async with opening:
+            await open_one()
+
+    async def open_one() -> None:
         session = await new_session(client)
         call_id = await sim.create_call(session["clientSecret"])
         attached = await client.post(
@@ -559,7 +566,7 @@ async def test_two_hundred_live_sessions_in_one_process(
             for _ in range(200):
                 nursery.start_soon(one)
         for session_id, _ in sessions:
-            await wait_for_sideband(client, session_id, "connected")
+            await wait_for_sideband(client, session_id, "connected", seconds=60)
 
     assert len({session_id for session_id, _ in sessions}) == 200
     for _, call_id in sessions:

@@ -24,6 +24,7 @@ from .models import (
     SidebandView,
     TokenRequest,
     TokenResponse,
+    ToolsResponse,
 )
 from .services import current_services
 from .session_config import realtime_session_config
@@ -174,3 +175,11 @@ async def extract_profile(data: SessionIdRequest) -> ExtractProfileResponse:
     session = current_services().sessions.get(require_session_id(data.session_id))
     profile = await session.extract_now()
     return ExtractProfileResponse(profile=profile, instructions=session.instructions())
+
+
+@blueprint.get("/tools")
+@validate_response(ToolsResponse)
+async def list_tools() -> ToolsResponse:
+    """The registered function tools: name, description, parameters schema, owning plugin."""
+    tools = [registered.describe() for registered in current_services().plugins.tools]
+    return ToolsResponse.model_validate({"tools": tools})

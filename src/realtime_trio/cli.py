@@ -58,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from .plugins import PluginError, load_plugins
     from .serve import serve, wait_for_stop_signal
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
@@ -68,6 +69,11 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     key = settings.openai_api_key
     configure_logging(settings.log_level, secrets=(key.get_secret_value(),) if key else ())
+    try:
+        plugins = load_plugins(settings)
+    except PluginError as exc:
+        print(f"realtime-trio: {exc}", file=sys.stderr)
+        return 2
     if key is None:
         logger.warning(
             "OPENAI_API_KEY is not configured: endpoints that need upstream will answer 503"
@@ -79,7 +85,7 @@ def _serve(args: argparse.Namespace) -> int:
         settings.port,
         settings.openai_base_url,
     )
-    trio.run(partial(serve, settings, shutdown_trigger=wait_for_stop_signal))
+    trio.run(partial(serve, settings, plugins=plugins, shutdown_trigger=wait_for_stop_signal))
     return 0
 
 

@@ -54,6 +54,15 @@ class Settings(BaseSettings):
     max_request_body_bytes: int = Field(
         default=65536, gt=0, description="Larger request bodies are refused with 413."
     )
+    realtime_plugins: str = Field(
+        default="", description="Comma-separated plugin modules or file paths to load at start-up."
+    )
+    plugin_entry_points: bool = Field(
+        default=True, description="Load plugins installed with the `realtime_trio` entry point."
+    )
+    tool_timeout_seconds: float = Field(
+        default=10, gt=0, description="How long a tool's handler may run before it is cut off."
+    )
     base_instructions: str | None = Field(
         default=None, description="Base instructions of a session that brings none of its own."
     )

@@ -7,9 +7,10 @@ together (the original server replaced them with tool guidance alone on connect)
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .tools import FunctionTool
+if TYPE_CHECKING:
+    from .plugin_api import Tool
 
 DEFAULT_BASE_INSTRUCTIONS = (
     "You are a warm, concise voice assistant. Speak naturally, keep answers short, and ask one "
@@ -17,9 +18,7 @@ DEFAULT_BASE_INSTRUCTIONS = (
 )
 
 
-def build_instructions(
-    base: str, *, tools: Iterable[FunctionTool], profile: Mapping[str, Any]
-) -> str:
+def build_instructions(base: str, *, tools: Iterable[Tool], profile: Mapping[str, Any]) -> str:
     """The full instructions for a session's live call."""
     sections = [base.strip()]
     guidance = [tool.guidance for tool in tools if tool.guidance]

@@ -139,3 +139,14 @@ class SessionView(ApiModel):
 class ExtractProfileResponse(ApiModel):
     profile: dict[str, Any] = Field(description="The stored profile after this extraction.")
     instructions: str = Field(description="The instructions the live call now runs with.")
+
+
+class ToolView(ApiModel):
+    name: str
+    description: str
+    parameters: dict[str, Any] = Field(description="The JSON schema of the tool's arguments.")
+    plugin: str = Field(description="The plugin that provides it.")
+
+
+class ToolsResponse(ApiModel):
+    tools: list[ToolView]

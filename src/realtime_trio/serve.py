@@ -14,6 +14,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from .app import create_app
 from .config import Settings
+from .plugins import PluginRegistry, load_plugins
 from .sessions import SessionManager
 from .store import MemorySessionStore
 from .upstream import OpenAIClient
@@ -55,20 +56,26 @@ async def serve(
     settings: Settings,
     *,
     upstream: OpenAIClient | None = None,
+    plugins: PluginRegistry | None = None,
     shutdown_trigger: ShutdownTrigger | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the realtime-trio server on `settings.host`/`settings.port`.
 
     `task_status.started()` receives the bound URLs, once the server accepts connections.
-    Without an *upstream*, one is opened from *settings* and closed when serving ends. When
-    serving ends, every session ends and every sideband closes with a normal close frame.
+    Without an *upstream*, one is opened from *settings* and closed when serving ends; without
+    *plugins*, they are loaded from *settings* (raising `PluginError`). When serving ends,
+    every session ends and every sideband closes with a normal close frame.
     """
+    if plugins is None:
+        plugins = load_plugins(settings)
     async with AsyncExitStack() as stack:
         if upstream is None:
             upstream = await stack.enter_async_context(OpenAIClient(settings))
         async with trio.open_nursery() as nursery:
-            sessions = SessionManager(settings, upstream=upstream, store=MemorySessionStore())
+            sessions = SessionManager(
+                settings, upstream=upstream, store=MemorySessionStore(), plugins=plugins
+            )
             await nursery.start(sessions.run)
             await serve_app(
                 create_app(settings, upstream=upstream, sessions=sessions),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from quart import current_app
 
 from .config import Settings
+from .plugins import PluginRegistry
 from .sessions import SessionManager
 from .upstream import OpenAIClient
 
@@ -18,6 +19,10 @@ class Services:
     settings: Settings
     upstream: OpenAIClient
     sessions: SessionManager
+
+    @property
+    def plugins(self) -> PluginRegistry:
+        return self.sessions.plugins
 
 
 def current_services() -> Services:

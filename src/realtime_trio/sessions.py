@@ -9,31 +9,34 @@ A session's failure is logged and ends that session only.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import trio
+from pydantic import ValidationError
 
 from .config import Settings
 from .errors import RenewInProgress, UnknownSession
 from .extraction import (
-    CoolingDown,
-    Extracted,
     ExtractionScope,
     Failed,
     NoTranscript,
     Outcome,
     extract_profile,
 )
-from .instructions import DEFAULT_BASE_INSTRUCTIONS, build_instructions, with_history
-from .profile import Profile, empty_profile
+from .instructions import DEFAULT_BASE_INSTRUCTIONS, with_history
+from .plugin_api import ToolContext, ToolResult
+from .plugins import PluginRegistry
+from .profile import empty_profile, merge_profiles
 from .session_config import realtime_session_config
 from .sideband import Sideband, SidebandState
 from .store import SessionRecord, SessionStore
 from .tool_calls import ToolCallRouter
-from .tools import EXTRACT_PROFILE, REGISTERED_TOOLS, FunctionCall, ToolAnswer, unavailable
+from .tools import FunctionCall, ToolAnswer
 from .upstream import ClientSecret, OpenAIClient
 
 logger = logging.getLogger(__name__)
@@ -70,6 +73,7 @@ class LiveSession:
         settings: Settings,
         store: SessionStore,
         upstream: OpenAIClient,
+        plugins: PluginRegistry,
     ) -> None:
         self.record = record
         self.session_id = record.session_id
@@ -79,7 +83,8 @@ class LiveSession:
         self._settings = settings
         self._store = store
         self._upstream = upstream
-        self._profile_model = Profile
+        self._plugins = plugins
+        self._instructions_changed = False
         self._transcript_changed = trio.Event()
         self.extraction = ExtractionScope(
             self._extract_and_store,
@@ -95,14 +100,12 @@ class LiveSession:
 
     def instructions(self) -> str:
         """The call's instructions: base, tool guidance, profile (and history after a renew)."""
-        text = build_instructions(
-            self.record.base_instructions, tools=REGISTERED_TOOLS, profile=self.record.profile
-        )
+        text = self._plugins.instructions(self.record.base_instructions, self.record.profile)
         history = self.record.history
         return with_history(text, history) if history is not None else text
 
     def tool_definitions(self) -> list[dict[str, Any]]:
-        return [tool.definition() for tool in REGISTERED_TOOLS]
+        return self._plugins.definitions()
 
     def client_secret_config(self, instructions: str | None = None) -> dict[str, Any]:
         record = self.record
@@ -136,36 +139,108 @@ class LiveSession:
         return {"type": "session.update", "session": session}
 
     def on_event(self, event: dict[str, Any]) -> None:
-        if self.record.transcript.apply(event):
+        transcript = self.record.transcript
+        if transcript.apply(event):
             self._transcript_changed.set()
             self._transcript_changed = trio.Event()
+            for entry in transcript.take_finalized():
+                self._plugins.transcript_entry(self.session_id, entry)
         if self._router is not None:
             self._router.on_event(event)
 
     # -- tools and extraction ---------------------------------------------------------------
 
     async def answer_tool_call(self, call: FunctionCall) -> ToolAnswer:
-        if call.name != EXTRACT_PROFILE.name:
-            return unavailable(call)
-        outcome = await self._require_nursery_extraction(throttled=True)
-        if isinstance(outcome, Extracted):
-            return ToolAnswer(
-                {"ok": True, "profile": outcome.profile}, followups=(self.instructions_update(),)
+        """Dispatch a function call to its plugin's handler; every failure is an error output.
+
+        Arguments are validated before the handler runs; the handler runs in this task (a task
+        of the session's nursery) under its timeout.
+        """
+        output, create_response = await self._run_tool(call)
+        self._plugins.tool_result(self.session_id, call.name, call.call_id, output)
+        followups: tuple[dict[str, Any], ...] = ()
+        if self._instructions_changed:
+            self._instructions_changed = False
+            followups = (self.instructions_update(),)
+        return ToolAnswer(output, followups=followups, create_response=create_response)
+
+    async def _run_tool(self, call: FunctionCall) -> tuple[Any, bool]:
+        registered = self._plugins.get(call.name)
+        if registered is None:
+            known = ", ".join(t.tool.name for t in self._plugins.tools)
+            message = f"There is no tool named {call.name!r}. Available tools: {known}."
+            return {"ok": False, "reason": "unknown_tool", "message": message}, True
+        tool = registered.tool
+        try:
+            arguments = tool.parameters.model_validate_json(call.arguments.strip() or "{}")
+        except ValidationError as exc:
+            return _invalid_arguments(tool.name, exc), True
+        context = ToolContext(
+            session_id=self.session_id,
+            transcript=tuple(self.record.transcript.entries()),
+            profile=MappingProxyType(dict(self.record.profile)),
+            settings=self._settings,
+            http=self._upstream.http,
+            _session=self,
+        )
+        timeout = (
+            tool.timeout_seconds
+            if tool.timeout_seconds is not None
+            else self._settings.tool_timeout_seconds
+        )
+        try:
+            with trio.fail_after(timeout):
+                result = await tool.handler(context, arguments)
+        except trio.TooSlowError:
+            logger.warning(
+                "session %s: tool %s of plugin %s timed out after %gs",
+                self.session_id,
+                tool.name,
+                registered.plugin,
+                timeout,
             )
-        if isinstance(outcome, CoolingDown):
-            return ToolAnswer(
-                {
-                    "ok": False,
-                    "reason": "cooldown",
-                    "retryAfterSeconds": outcome.retry_after_seconds,
-                    "profile": outcome.profile,
-                }
+            message = f"The tool {tool.name!r} did not answer within {timeout:g} seconds."
+            return {"ok": False, "reason": "timeout", "message": message}, True
+        except Exception as exc:
+            logger.exception(
+                "session %s: tool %s of plugin %s failed",
+                self.session_id,
+                tool.name,
+                registered.plugin,
             )
-        if isinstance(outcome.error, NoTranscript):
-            return ToolAnswer(
-                {"ok": False, "reason": "no_transcript", "profile": self.record.profile}
+            message = f"The tool {tool.name!r} failed: {type(exc).__name__}."
+            return {"ok": False, "reason": "error", "message": message}, True
+        if isinstance(result, ToolResult):
+            output, create_response = result.output, result.create_response
+        else:
+            output, create_response = result, True
+        try:
+            json.dumps(output)
+        except (TypeError, ValueError):
+            logger.error(
+                "session %s: tool %s returned an output that is not JSON",
+                self.session_id,
+                tool.name,
             )
-        return ToolAnswer({"ok": False, "reason": "error", "message": outcome.error.message})
+            message = f"The tool {tool.name!r} returned an output that is not JSON."
+            return {"ok": False, "reason": "error", "message": message}, True
+        return output, create_response
+
+    # -- what a ToolContext may do -----------------------------------------------------------
+
+    async def update_profile(self, changes: dict[str, Any]) -> dict[str, Any]:
+        self.record.profile = merge_profiles(self.record.profile, changes)
+        self._instructions_changed = True
+        await self._store.save(self.record)
+        return self.record.profile
+
+    async def set_base_instructions(self, text: str) -> None:
+        self.record.base_instructions = text
+        self._instructions_changed = True
+        await self._store.save(self.record)
+
+    async def request_extraction(self, *, throttled: bool) -> Outcome:
+        return await self._require_nursery_extraction(throttled=throttled)
 
     async def extract_now(self) -> dict[str, Any]:
         """Extract at once (no cooldown), push the new instructions, and return the profile.
@@ -179,9 +254,10 @@ class LiveSession:
         outcome = await self._require_nursery_extraction(throttled=False)
         if isinstance(outcome, Failed):
             raise outcome.error
-        if isinstance(outcome, Extracted) and self.sideband is not None:
-            # Not connected: the instructions wait for the next attach and for renew.
-            await self.sideband.send_if_connected(self.instructions_update())
+        # Not connected: the instructions wait for the next attach and for renew.
+        sideband = self.sideband
+        if sideband is not None and await sideband.send_if_connected(self.instructions_update()):
+            self._instructions_changed = False
         return self.record.profile
 
     def instructions_update(self) -> dict[str, Any]:
@@ -203,11 +279,12 @@ class LiveSession:
         profile = await extract_profile(
             self._upstream,
             model=self._settings.extraction_model,
-            profile_model=self._profile_model,
+            profile_model=self._plugins.profile_model,
             transcript_lines=self.record.transcript.history_lines(),
             previous=self.record.profile,
         )
         self.record.profile = profile
+        self._instructions_changed = True
         await self._store.save(self.record)
         logger.info("session %s: profile extracted", self.session_id)
         return profile
@@ -289,10 +366,18 @@ class SessionManager:
     cancelling it ends every session and closes every sideband.
     """
 
-    def __init__(self, settings: Settings, *, upstream: OpenAIClient, store: SessionStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        upstream: OpenAIClient,
+        store: SessionStore,
+        plugins: PluginRegistry,
+    ) -> None:
         self._settings = settings
         self._upstream = upstream
         self._store = store
+        self.plugins = plugins
         self._live: dict[str, LiveSession] = {}
         self._nursery: trio.Nursery | None = None
 
@@ -335,9 +420,15 @@ class SessionManager:
             base_instructions=(
                 options.instructions or settings.base_instructions or DEFAULT_BASE_INSTRUCTIONS
             ),
-            profile=empty_profile(),
+            profile=empty_profile(self.plugins.profile_model),
         )
-        session = LiveSession(record, settings=settings, store=self._store, upstream=self._upstream)
+        session = LiveSession(
+            record,
+            settings=settings,
+            store=self._store,
+            upstream=self._upstream,
+            plugins=self.plugins,
+        )
         secret = await self._upstream.create_client_secret(session.client_secret_config())
         record.client_secret, record.expires_at = secret.value, secret.expires_at
         await self._store.add(record)
@@ -358,10 +449,8 @@ class SessionManager:
         session.renewing = True
         try:
             history = session.record.transcript.history_lines()
-            base = build_instructions(
-                session.record.base_instructions,
-                tools=REGISTERED_TOOLS,
-                profile=session.record.profile,
+            base = self.plugins.instructions(
+                session.record.base_instructions, session.record.profile
             )
             instructions = with_history(base, history)
             secret = await self._upstream.create_client_secret(
@@ -404,3 +493,25 @@ class SessionManager:
             with trio.CancelScope(shield=True), trio.move_on_after(STORE_CLEANUP_SECONDS):
                 await self._store.remove(session.session_id)
             logger.info("session %s ended", session.session_id)
+
+
+def _invalid_arguments(tool: str, exc: ValidationError) -> dict[str, Any]:
+    """An output that tells the model what was wrong with its arguments, so it can retry."""
+    errors = exc.errors()
+    if errors and errors[0]["type"] == "json_invalid":
+        return {
+            "ok": False,
+            "reason": "invalid_arguments",
+            "message": f"The arguments for {tool!r} are not valid JSON.",
+        }
+    problems = [
+        {"field": ".".join(str(p) for p in error["loc"]) or "(arguments)", "problem": error["msg"]}
+        for error in errors
+    ]
+    summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
+    return {
+        "ok": False,
+        "reason": "invalid_arguments",
+        "message": f"Invalid arguments for {tool!r}: {summary}",
+        "errors": problems,
+    }

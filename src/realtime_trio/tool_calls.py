@@ -51,15 +51,14 @@ class ToolCallRouter:
         self._send = send
         self._answered = answered
         self._session_id = session_id
-        self._in_progress: dict[str, _Response] = {}
-        self._pending: dict[str, int] = {}
+        self._responses: dict[str, _Response] = {}
 
     def on_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         if kind == "response.created":
             response_id = _response_id(event)
             if response_id:
-                self._in_progress.setdefault(response_id, _Response())
+                self._responses.setdefault(response_id, _Response())
         elif kind == "response.function_call_arguments.done":
             self._take(
                 call_id=event.get("call_id"),
@@ -70,6 +69,7 @@ class ToolCallRouter:
         elif kind == "response.done":
             response = event.get("response") or {}
             response_id = _response_id(event)
+            # Calls missed on the way (a reconnect) are taken before the response counts as done.
             for item in response.get("output") or []:
                 if (
                     isinstance(item, dict)
@@ -82,10 +82,12 @@ class ToolCallRouter:
                         arguments=item.get("arguments"),
                         response_id=response_id,
                     )
-            finished = self._in_progress.pop(response_id, None) if response_id else None
+            finished = self._responses.get(response_id) if response_id else None
             if finished is not None:
                 finished.status = str(response.get("status"))
                 finished.done.set()
+                if finished.calls_pending == 0 and not finished.had_calls:
+                    del self._responses[response_id]  # type: ignore[arg-type]
 
     def _take(
         self, *, call_id: object, name: object, arguments: object, response_id: object
@@ -101,8 +103,9 @@ class ToolCallRouter:
         )
         response = None
         if call.response_id:
-            self._pending[call.response_id] = self._pending.get(call.response_id, 0) + 1
-            response = self._in_progress.get(call.response_id)
+            response = self._responses.setdefault(call.response_id, _Response())
+            response.calls_pending += 1
+            response.had_calls = True
         self._nursery.start_soon(self._answer_call, call, response)
 
     async def _answer_call(self, call: FunctionCall, response: _Response | None) -> None:
@@ -112,33 +115,44 @@ class ToolCallRouter:
             # A failing tool never ends the session, and the model still gets an output.
             logger.exception("session %s: tool %s failed", self._session_id, call.name)
             answer = ToolAnswer({"ok": False, "reason": "error", "message": type(exc).__name__})
-        if not await self._send(function_call_output(call, answer.output)):
+        delivered = await self._send(function_call_output(call, answer.output))
+        if delivered:
+            for event in answer.followups:
+                await self._send(event)
+        else:
             logger.warning(
                 "session %s: could not deliver the output of %s", self._session_id, call.call_id
             )
+        wanted = delivered and answer.create_response
+        if response is None:
+            if wanted:
+                await self._send({"type": "response.create"})
             return
-        for event in answer.followups:
-            await self._send(event)
-        if call.response_id:
-            left = self._pending[call.response_id] = self._pending[call.response_id] - 1
-            if left > 0:
-                return  # the last answered call of this response asks for the next one
-            del self._pending[call.response_id]
-        if response is not None:
-            # Only one response may write to the conversation: wait for this one to finish.
-            with trio.move_on_after(RESPONSE_DONE_WAIT_SECONDS):
-                await response.done.wait()
-            if response.status == "cancelled":
-                return  # the user barged in: a new response is already on its way
+        response.calls_pending -= 1
+        response.wants_response = response.wants_response or wanted
+        # Only one response may write to the conversation: wait for this one to finish. The
+        # last of its calls to be answered after that asks for the next response, once.
+        with trio.move_on_after(RESPONSE_DONE_WAIT_SECONDS):
+            await response.done.wait()
+        if response.calls_pending > 0 or response.next_requested:
+            return
+        response.next_requested = True
+        self._responses.pop(call.response_id or "", None)
+        if response.status == "cancelled" or not response.wants_response:
+            return  # the user barged in, or every tool said it triggers the next one itself
         await self._send({"type": "response.create"})
 
 
 class _Response:
-    """A response the model is producing, until its `response.done`."""
+    """A response the model is producing, and the function calls it made."""
 
     def __init__(self) -> None:
         self.done = trio.Event()
         self.status: str | None = None
+        self.calls_pending = 0
+        self.had_calls = False
+        self.wants_response = False
+        self.next_requested = False
 
 
 def _response_id(event: dict[str, Any]) -> str | None:

@@ -62,6 +62,7 @@ class Transcript:
     def __init__(self) -> None:
         self._items: dict[str, _Item] = {}
         self._arrivals = count()
+        self._finalized: list[str] = []
 
     def apply(self, event: dict[str, Any]) -> bool:
         """Take one server event into account; True when it was about the conversation."""
@@ -89,12 +90,14 @@ class Transcript:
             if node is not None:
                 node.role = node.role or "user"
                 node.text, node.status = str(event.get("transcript") or ""), "complete"
+                self._finalized.append(node.item_id)
                 return True
         elif kind == "conversation.item.input_audio_transcription.failed":
             node = self._node(event.get("item_id"))
             if node is not None:
                 node.role = node.role or "user"
                 node.text, node.status = "", "failed"
+                self._finalized.append(node.item_id)
                 return True
         elif kind in _ASSISTANT_DELTAS:
             node = self._node(event.get("item_id"))
@@ -106,6 +109,8 @@ class Transcript:
             node = self._node(event.get("item_id"))
             if node is not None:
                 node.role = node.role or "assistant"
+                if node.status != "complete":
+                    self._finalized.append(node.item_id)
                 node.text, node.status = str(event.get(_ASSISTANT_DONES[kind]) or ""), "complete"
                 return True
         elif kind == "conversation.item.deleted":
@@ -120,6 +125,11 @@ class Transcript:
             for node in self._ordered()
             if node.kind in (None, "message") and node.role in ("user", "assistant")
         ]
+
+    def take_finalized(self) -> list[TranscriptEntry]:
+        """Turns whose text became final (or whose transcription failed) since the last call."""
+        ids, self._finalized = self._finalized, []
+        return [e for e in self.entries() if e.item_id in ids] if ids else []
 
     def pending_user_turns(self) -> int:
         """User turns whose transcription has not completed (nor failed) yet."""
@@ -155,6 +165,7 @@ class Transcript:
             node.text = text
             if node.role == "user" or item.get("status") == "completed":
                 node.status = "complete"
+                self._finalized.append(node.item_id)
 
     def _delete(self, item_id: object) -> None:
         if not isinstance(item_id, str) or item_id not in self._items:

@@ -79,6 +79,11 @@ class OpenAIClient:
                 await self._http.aclose()
 
     @property
+    def http(self) -> httpx.AsyncClient:
+        """The pooled HTTP client, shared with plugins' tools."""
+        return self._http
+
+    @property
     def configured(self) -> bool:
         return self._settings.openai_api_key is not None
 

@@ -1,0 +1,61 @@
+"""The plugin hooks, and the markers plugins use (`from realtime_trio import hookimpl`).
+
+Hooks are called with keyword arguments, so an implementation may accept only the arguments
+it needs. They are synchronous and must return quickly: observers run on the sideband's
+receive path.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from .plugin_api import Tool
+    from .transcript import TranscriptEntry
+
+PROJECT = "realtime_trio"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# -- what the server offers the model ---------------------------------------------------
+
+
+@hookspec
+def rt_register_tools() -> list[Tool]:
+    """Return the function tools this plugin provides (a list, possibly empty)."""
+
+
+@hookspec(firstresult=True)
+def rt_build_instructions(base: str, profile: dict[str, Any], tools: list[Tool]) -> str | None:
+    """Build the session's instructions from its base instructions, profile and tools.
+
+    Stops at the first non-None result; the default (base, tool guidance, what is known of the
+    user) applies when no plugin answers.
+    """
+
+
+@hookspec(firstresult=True)
+def rt_profile_model() -> type[BaseModel] | None:
+    """Supply the pydantic model of the user profile that extraction fills.
+
+    Stops at the first non-None result; the default is the original's first_name/last_name/income.
+    """
+
+
+# -- observers --------------------------------------------------------------------------
+
+
+@hookspec
+def rt_transcript_entry(session_id: str, entry: TranscriptEntry) -> None:
+    """Observe a transcript entry once its text is final (or its transcription failed)."""
+
+
+@hookspec
+def rt_tool_result(session_id: str, tool: str, call_id: str, output: Any) -> None:
+    """Observe the output a tool call was answered with (including error outputs)."""

@@ -1,0 +1,190 @@
+"""Finding and registering plugins, and the registry of the tools they provide.
+
+Built-in features are plugins too (`builtin_tools` provides `extract_profile`). Others come from
+setuptools entry points in the `realtime_trio` group and from `REALTIME_PLUGINS` (module names
+or `.py` file paths). A plugin that fails to load, or two tools with one name, stop start-up
+with a `PluginError` whose message is one line naming the plugin(s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import logging
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pluggy
+from pydantic import BaseModel
+
+from . import builtin_tools, hookspecs
+from .config import Settings
+from .instructions import build_instructions
+from .plugin_api import Tool
+from .profile import Profile
+from .transcript import TranscriptEntry
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "realtime_trio"
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+class PluginError(Exception):
+    """A plugin could not be loaded or conflicts with another; the message names it."""
+
+
+@dataclass(frozen=True)
+class RegisteredTool:
+    tool: Tool
+    plugin: str
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.tool.name,
+            "description": self.tool.description,
+            "parameters": self.tool.json_schema(),
+            "plugin": self.plugin,
+        }
+
+
+class PluginRegistry:
+    """The loaded plugins: their tools, and the hooks the server calls."""
+
+    def __init__(self, manager: pluggy.PluginManager, tools: dict[str, RegisteredTool]) -> None:
+        self.manager = manager
+        self._tools = tools
+
+    @property
+    def tools(self) -> list[RegisteredTool]:
+        return list(self._tools.values())
+
+    def get(self, name: str) -> RegisteredTool | None:
+        return self._tools.get(name)
+
+    def definitions(self) -> list[dict[str, Any]]:
+        """Every tool as sent in `session.tools` and in the `client_secrets` session config."""
+        return [registered.tool.definition() for registered in self._tools.values()]
+
+    def instructions(self, base: str, profile: dict[str, Any]) -> str:
+        tools = [registered.tool for registered in self._tools.values()]
+        built = self.manager.hook.rt_build_instructions(base=base, profile=profile, tools=tools)
+        return (
+            built if built is not None else build_instructions(base, tools=tools, profile=profile)
+        )
+
+    @cached_property
+    def profile_model(self) -> type[BaseModel]:
+        model = self.manager.hook.rt_profile_model()
+        return model if model is not None else Profile
+
+    def transcript_entry(self, session_id: str, entry: TranscriptEntry) -> None:
+        self._observe("rt_transcript_entry", session_id=session_id, entry=entry)
+
+    def tool_result(self, session_id: str, tool: str, call_id: str, output: Any) -> None:
+        self._observe(
+            "rt_tool_result", session_id=session_id, tool=tool, call_id=call_id, output=output
+        )
+
+    def _observe(self, hook: str, **kwargs: Any) -> None:
+        try:
+            getattr(self.manager.hook, hook)(**kwargs)
+        except Exception:
+            # An observer's bug is logged, never allowed to break a session.
+            logger.exception("plugin hook %s failed", hook)
+
+
+def load_plugins(settings: Settings, *, extra: Iterable[object] = ()) -> PluginRegistry:
+    """Register the built-in plugin, installed ones, `REALTIME_PLUGINS`, and *extra* objects.
+
+    Raises:
+        PluginError: a plugin failed to load or offers a tool name already taken.
+    """
+    manager = pluggy.PluginManager(hookspecs.PROJECT)
+    manager.add_hookspecs(hookspecs)
+    manager.register(builtin_tools, name="builtin")
+    if settings.plugin_entry_points:
+        for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                plugin = entry_point.load()
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {entry_point.name!r} ({entry_point.value}) failed to load: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from None
+            _register(manager, plugin, entry_point.name)
+    for spec in (part.strip() for part in settings.realtime_plugins.split(",")):
+        if spec:
+            _register(manager, _import(spec), spec)
+    for plugin in extra:
+        _register(manager, plugin, getattr(plugin, "name", None) or type(plugin).__name__)
+    registry = PluginRegistry(manager, _collect_tools(manager))
+    logger.info(
+        "plugins: %s; tools: %s",
+        ", ".join(name for name, _ in manager.list_name_plugin()),
+        ", ".join(f"{t.tool.name} ({t.plugin})" for t in registry.tools) or "none",
+    )
+    return registry
+
+
+def _register(manager: pluggy.PluginManager, plugin: object, name: str) -> None:
+    try:
+        manager.register(plugin, name=name)
+    except ValueError as exc:  # registered twice, or under a name already taken
+        raise PluginError(f"plugin {name!r} cannot be registered: {exc}") from None
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"plugin {name!r} is invalid: {exc}") from None
+
+
+def _import(spec: str) -> ModuleType:
+    """A plugin module from a module name or a `.py` file path."""
+    try:
+        if spec.endswith(".py") or "/" in spec or "\\" in spec:
+            path = Path(spec).expanduser().resolve()
+            # Named after the whole path, so two plugins both called notes.py do not collide.
+            digest = hashlib.sha1(str(path).encode(), usedforsecurity=False).hexdigest()[:8]
+            module_name = f"realtime_trio_plugin_{path.stem}_{digest}"
+            loader_spec = importlib.util.spec_from_file_location(module_name, path)
+            if loader_spec is None or loader_spec.loader is None or not path.is_file():
+                raise FileNotFoundError(f"no such file: {path}")
+            module = importlib.util.module_from_spec(loader_spec)
+            sys.modules[module_name] = module
+            loader_spec.loader.exec_module(module)
+            return module
+        return importlib.import_module(spec)
+    except Exception as exc:
+        raise PluginError(f"plugin {spec!r} failed to load: {type(exc).__name__}: {exc}") from None
+
+
+def _collect_tools(manager: pluggy.PluginManager) -> dict[str, RegisteredTool]:
+    tools: dict[str, RegisteredTool] = {}
+    for impl in manager.hook.rt_register_tools.get_hookimpls():  # in registration order
+        plugin = impl.plugin_name
+        try:
+            offered = list(impl.function() or [])
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {plugin!r} failed to register its tools: {type(exc).__name__}: {exc}"
+            ) from None
+        for tool in offered:
+            if not isinstance(tool, Tool):
+                raise PluginError(f"plugin {plugin!r} returned {tool!r}, which is not a Tool")
+            if not _TOOL_NAME.match(tool.name):
+                raise PluginError(
+                    f"plugin {plugin!r} has a tool with an invalid name {tool.name!r}"
+                )
+            if tool.name in tools:
+                other = tools[tool.name].plugin
+                raise PluginError(
+                    f"tool {tool.name!r} is registered by both plugins {other!r} and {plugin!r}"
+                )
+            tools[tool.name] = RegisteredTool(tool, plugin)
+    return tools

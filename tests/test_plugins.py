@@ -1,0 +1,459 @@
+"""Plugins: discovery, the tools they add, how calls are dispatched, and the hooks that replace."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+from pydantic import BaseModel, Field
+
+from conftest import make_settings
+from realtime_trio import Tool, ToolContext, ToolResult, hookimpl
+from realtime_trio.plugins import PluginError, load_plugins
+from realtime_trio.simulator import DEFAULT_API_KEY, RunningSimulator
+from sim_client import SimControl, live_session, session_state, wait_until
+
+
+class Order(BaseModel):
+    order_number: str = Field(description="The customer-facing order number.")
+    quantity: int = Field(default=1, ge=1)
+
+
+class Nap(BaseModel):
+    seconds: float
+
+
+class ShopPlugin:
+    """A throwaway plugin with a tool for every path of the dispatcher."""
+
+    name = "shop"
+
+    def __init__(self) -> None:
+        self.results: list[tuple[str, str, Any]] = []
+        self.entries: list[tuple[str, str]] = []
+
+    @hookimpl
+    def rt_register_tools(self) -> list[Tool]:
+        return [
+            Tool(
+                "lookup_order",
+                "Look up an order.",
+                self.lookup,
+                parameters=Order,
+                guidance="Look orders up.",
+            ),
+            Tool("explode", "Always fails.", self.explode),
+            Tool("nap", "Sleeps.", self.nap, parameters=Nap, timeout_seconds=0.3),
+            Tool("quiet", "Answers but lets the caller respond.", self.quiet),
+        ]
+
+    async def lookup(self, context: ToolContext, arguments: Order) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "order": arguments.order_number,
+            "quantity": arguments.quantity,
+            "session": context.session_id,
+        }
+
+    async def explode(self, context: ToolContext, arguments: Any) -> None:
+        raise RuntimeError("kaboom")
+
+    async def nap(self, context: ToolContext, arguments: Nap) -> dict[str, Any]:
+        await trio.sleep(arguments.seconds)
+        return {"ok": True}
+
+    async def quiet(self, context: ToolContext, arguments: Any) -> ToolResult:
+        return ToolResult({"ok": True}, create_response=False)
+
+    @hookimpl
+    def rt_tool_result(self, tool: str, call_id: str, output: Any) -> None:
+        self.results.append((tool, call_id, output))
+
+    @hookimpl
+    def rt_transcript_entry(self, entry: Any) -> None:
+        self.entries.append((entry.role, entry.text))
+
+
+@pytest.fixture
+async def sim(simulator: RunningSimulator) -> AsyncIterator[SimControl]:
+    async with httpx.AsyncClient(timeout=30) as http:
+        yield SimControl(simulator, http)
+
+
+@pytest.fixture
+def shop() -> ShopPlugin:
+    return ShopPlugin()
+
+
+@pytest.fixture
+async def shop_client(start_server: Any, shop: ShopPlugin) -> AsyncIterator[httpx.AsyncClient]:
+    plugins = load_plugins(make_settings(), extra=[shop])
+    url = await start_server(plugins=plugins)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        yield client
+
+
+async def test_tools_are_listed_with_their_plugin(shop_client: httpx.AsyncClient) -> None:
+    response = await shop_client.get("/tools")
+
+    tools = {tool["name"]: tool for tool in response.json()["tools"]}
+    assert list(tools) == ["extract_profile", "lookup_order", "explode", "nap", "quiet"]
+    assert tools["extract_profile"]["plugin"] == "builtin"
+    assert tools["lookup_order"] == {
+        "name": "lookup_order",
+        "description": "Look up an order.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "order_number": {
+                    "type": "string",
+                    "title": "Order Number",
+                    "description": "The customer-facing order number.",
+                },
+                "quantity": {"type": "integer", "title": "Quantity", "default": 1, "minimum": 1},
+            },
+            "required": ["order_number"],
+        },
+        "plugin": "shop",
+    }
+
+
+async def test_every_tool_reaches_the_call_and_the_client_secret(
+    shop_client: httpx.AsyncClient, sim: SimControl, simulator: RunningSimulator
+) -> None:
+    _, call_id = await live_session(shop_client, sim)
+
+    (update,) = await sim.client_events(call_id, "session.update")
+    names = ["extract_profile", "lookup_order", "explode", "nap", "quiet"]
+    assert [tool["name"] for tool in update["session"]["tools"]] == names
+    assert "Look orders up." in update["session"]["instructions"]
+    minted = simulator.state.requests_to("/v1/realtime/client_secrets")[-1].body["session"]
+    assert [tool["name"] for tool in minted["tools"]] == names
+    await shop_client.post("/token", json={})
+    assert (
+        "tools"
+        not in simulator.state.requests_to("/v1/realtime/client_secrets")[-1].body["session"]
+    )
+
+
+async def test_a_plugin_tool_answers_the_model(
+    shop_client: httpx.AsyncClient, sim: SimControl, shop: ShopPlugin
+) -> None:
+    session_id, call_id = await live_session(shop_client, sim)
+
+    result = await sim.drive(
+        call_id, "tool-call", name="lookup_order", arguments={"order_number": "1234"}
+    )
+
+    assert json.loads(result["output"]) == {
+        "ok": True,
+        "order": "1234",
+        "quantity": 1,
+        "session": session_id,
+    }
+    assert result["responseCreated"] is True
+    outputs = await sim.client_events(call_id, "conversation.item.create")
+    assert [o["item"]["call_id"] for o in outputs] == [result["callId"]]
+    assert shop.results == [("lookup_order", result["callId"], json.loads(result["output"]))]
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments", "reason", "message"),
+    [
+        (
+            "lookup_order",
+            {"quantity": 0},
+            "invalid_arguments",
+            "Invalid arguments for 'lookup_order': order_number: Field required; "
+            "quantity: Input should be greater than or equal to 1",
+        ),
+        (
+            "lookup_order",
+            '{"order_number": ',
+            "invalid_arguments",
+            "The arguments for 'lookup_order' are not valid JSON.",
+        ),
+        ("find_treasure", {}, "unknown_tool", "There is no tool named 'find_treasure'."),
+        ("explode", {}, "error", "The tool 'explode' failed: RuntimeError."),
+        ("nap", {"seconds": 30}, "timeout", "The tool 'nap' did not answer within 0.3 seconds."),
+    ],
+)
+async def test_a_failing_call_is_an_error_output_and_the_session_lives_on(
+    shop_client: httpx.AsyncClient,
+    sim: SimControl,
+    name: str,
+    arguments: Any,
+    reason: str,
+    message: str,
+) -> None:
+    session_id, call_id = await live_session(shop_client, sim)
+
+    result = await sim.drive(call_id, "tool-call", name=name, arguments=arguments)
+
+    output = json.loads(result["output"])
+    assert (output["ok"], output["reason"]) == (False, reason)
+    assert output["message"].startswith(message)
+    assert result["responseCreated"] is True
+    assert (await session_state(shop_client, session_id))["sideband"] == {"state": "connected"}
+    again = await sim.drive(
+        call_id, "tool-call", name="lookup_order", arguments={"order_number": "7"}
+    )
+    assert json.loads(again["output"])["ok"] is True
+
+
+async def test_a_tool_may_leave_the_next_response_to_itself(
+    shop_client: httpx.AsyncClient, sim: SimControl
+) -> None:
+    _, call_id = await live_session(shop_client, sim)
+
+    result = await sim.drive(call_id, "tool-call", name="quiet", timeoutSeconds=1)
+
+    assert json.loads(result["output"]) == {"ok": True}
+    assert result["responseCreated"] is False
+
+
+async def test_parallel_calls_in_one_response_get_one_response_create(
+    shop_client: httpx.AsyncClient, sim: SimControl
+) -> None:
+    _, call_id = await live_session(shop_client, sim)
+    calls = [
+        ("call_a", "lookup_order", '{"order_number": "1"}'),
+        ("call_b", "nap", '{"seconds": 0.1}'),
+    ]
+    items = [
+        {
+            "id": f"item_{cid}",
+            "object": "realtime.item",
+            "type": "function_call",
+            "status": "completed",
+            "name": name,
+            "call_id": cid,
+            "arguments": args,
+        }
+        for cid, name, args in calls
+    ]
+    events: list[dict[str, Any]] = [
+        {
+            "type": "response.created",
+            "event_id": "event_p1",
+            "response": {
+                "object": "realtime.response",
+                "id": "resp_par",
+                "status": "in_progress",
+                "output": [],
+            },
+        },
+    ]
+    for index, (cid, name, args) in enumerate(calls):
+        events.append(
+            {
+                "type": "response.function_call_arguments.done",
+                "event_id": f"event_p{index + 2}",
+                "response_id": "resp_par",
+                "item_id": f"item_{cid}",
+                "output_index": index,
+                "call_id": cid,
+                "name": name,
+                "arguments": args,
+            }
+        )
+    events.append(
+        {
+            "type": "response.done",
+            "event_id": "event_p9",
+            "response": {
+                "object": "realtime.response",
+                "id": "resp_par",
+                "status": "completed",
+                "output": items,
+            },
+        }
+    )
+
+    for event in events:
+        await sim.drive(call_id, "send", event=event)
+
+    async def answered() -> list[dict[str, Any]] | None:
+        sent = [e for e in await sim.client_events(call_id) if e["type"] != "session.update"]
+        return sent if sent and sent[-1]["type"] == "response.create" else None
+
+    sent = await wait_until(answered)
+    assert sorted(
+        e["item"]["call_id"] for e in sent if e["type"] == "conversation.item.create"
+    ) == ["call_a", "call_b"]
+    assert [e["type"] for e in sent].count("response.create") == 1
+    assert sent[-1]["type"] == "response.create"
+
+
+async def test_observers_see_final_transcript_entries(
+    shop_client: httpx.AsyncClient, sim: SimControl, shop: ShopPlugin
+) -> None:
+    _, call_id = await live_session(shop_client, sim, enableTranscription=True)
+
+    await sim.drive(call_id, "user", text="Hello there.", transcriptionDelayMs=100)
+    await sim.drive(call_id, "assistant", text="Hi!")
+
+    await wait_until(lambda: _entries(shop, 2))
+    assert sorted(shop.entries) == [("assistant", "Hi!"), ("user", "Hello there.")]
+
+
+async def _entries(shop: ShopPlugin, n: int) -> bool:
+    return len(shop.entries) >= n
+
+
+# -- hooks that replace -----------------------------------------------------------------
+
+
+class Onboarding(BaseModel):
+    city: str | None = None
+    job: str | None = None
+
+
+class OnboardingPlugin:
+    name = "onboarding"
+
+    @hookimpl
+    def rt_profile_model(self) -> type[BaseModel]:
+        return Onboarding
+
+    @hookimpl
+    def rt_build_instructions(self, base: str, profile: dict[str, Any]) -> str:
+        known = ", ".join(f"{k}={v}" for k, v in profile.items() if v) or "nothing"
+        return f"ONBOARDING. {base} Known: {known}."
+
+
+async def test_a_plugin_replaces_the_profile_model_and_the_instructions(
+    start_server: Any, sim: SimControl, simulator: RunningSimulator
+) -> None:
+    url = await start_server(plugins=load_plugins(make_settings(), extra=[OnboardingPlugin()]))
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        session_id, call_id = await live_session(
+            client, sim, enableTranscription=True, instructions="Be brief."
+        )
+        assert (await session_state(client, session_id))["profile"] == {"city": None, "job": None}
+        await sim.drive(call_id, "user", text="I live in Lisbon and I work as a nurse.")
+        await wait_until(lambda: _transcribed(client, session_id))
+
+        result = await sim.drive(call_id, "tool-call", name="extract_profile")
+
+        profile = {"city": "Lisbon", "job": "nurse"}
+        assert json.loads(result["output"]) == {"ok": True, "profile": profile}
+        view = await session_state(client, session_id)
+    assert view["profile"] == profile
+    assert view["instructions"] == "ONBOARDING. Be brief. Known: city=Lisbon, job=nurse."
+    schema = simulator.state.requests_to("/v1/responses")[-1].body["text"]["format"]["schema"]
+    assert schema["required"] == ["city", "job"]
+    updates = await sim.client_events(call_id, "session.update")
+    assert updates[-1]["session"]["instructions"] == view["instructions"]
+
+
+async def _transcribed(client: httpx.AsyncClient, session_id: str) -> bool:
+    entries = (await session_state(client, session_id))["transcript"]
+    return bool(entries) and entries[-1]["status"] == "complete"
+
+
+# -- discovery --------------------------------------------------------------------------
+
+PLUGIN_SOURCE = textwrap.dedent(
+    """
+    from realtime_trio import Tool, hookimpl
+
+    async def ping(context, arguments):
+        return {"ok": True, "pong": context.session_id}
+
+    @hookimpl
+    def rt_register_tools():
+        return [Tool("ping", "Answers pong.", ping)]
+    """
+)
+
+
+def test_plugins_load_from_a_file_path_and_a_module_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pinger.py").write_text(PLUGIN_SOURCE)
+    (tmp_path / "pinger_module.py").write_text(PLUGIN_SOURCE.replace('"ping"', '"ping2"'))
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    registry = load_plugins(
+        make_settings(realtime_plugins=f"{tmp_path / 'pinger.py'}, pinger_module")
+    )
+
+    assert [(t.tool.name, t.plugin) for t in registry.tools] == [
+        ("extract_profile", "builtin"),
+        ("ping", str(tmp_path / "pinger.py")),
+        ("ping2", "pinger_module"),
+    ]
+
+
+def test_installed_plugins_load_through_their_entry_point() -> None:
+    registry = load_plugins(make_settings(plugin_entry_points=True))
+
+    assert ("get_current_time", "clock") in [(t.tool.name, t.plugin) for t in registry.tools]
+
+
+def test_two_tools_with_one_name_stop_start_up(tmp_path: Path) -> None:
+    (tmp_path / "one.py").write_text(PLUGIN_SOURCE)
+    (tmp_path / "two.py").write_text(PLUGIN_SOURCE)
+
+    one, two = tmp_path / "one.py", tmp_path / "two.py"
+
+    with pytest.raises(PluginError) as raised:
+        load_plugins(make_settings(realtime_plugins=f"{one},{two}"))
+
+    assert str(raised.value) == f"tool 'ping' is registered by both plugins '{one}' and '{two}'"
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (
+            "import not_a_module_anywhere\n",
+            "plugin '{path}' failed to load: ModuleNotFoundError: "
+            "No module named 'not_a_module_anywhere'",
+        ),
+        ("raise RuntimeError('boom')\n", "plugin '{path}' failed to load: RuntimeError: boom"),
+    ],
+)
+def test_a_broken_plugin_stops_serve_with_one_line_naming_it(
+    tmp_path: Path, source: str, message: str
+) -> None:
+    path = tmp_path / "broken.py"
+    path.write_text(source)
+    env = {
+        "PATH": "",
+        "REALTIME_PLUGINS": str(path),
+        "PLUGIN_ENTRY_POINTS": "false",
+        "OPENAI_API_KEY": DEFAULT_API_KEY,
+    }
+
+    result = subprocess.run(
+        [sys.executable, "-m", "realtime_trio", "serve"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"realtime-trio: {message.format(path=path)}"]
+
+
+def test_a_missing_plugin_module_is_named(tmp_path: Path) -> None:
+    with pytest.raises(PluginError) as raised:
+        load_plugins(make_settings(realtime_plugins="no_such_plugin_module"))
+
+    assert str(raised.value) == (
+        "plugin 'no_such_plugin_module' failed to load: ModuleNotFoundError: "
+        "No module named 'no_such_plugin_module'"
+    )
