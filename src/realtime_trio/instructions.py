@@ -32,10 +32,19 @@ def profile_section(profile: Mapping[str, Any]) -> str:
     known = {key: value for key, value in profile.items() if value not in (None, "", [], {})}
     if not known:
         return "What you already know about the user: nothing yet."
-    lines = "\n".join(f"- {key}: {value}" for key, value in known.items())
+    lines = "\n".join(f"- {key}: {_spoken(value)}" for key, value in known.items())
     return f"What you already know about the user (do not ask for it again):\n{lines}"
 
 
 def with_history(instructions: str, history_lines: list[str]) -> str:
     """Instructions for a new call that continues an earlier conversation (renew)."""
     return f"{instructions}\n\nConversation history:\n" + "\n".join(history_lines)
+
+
+def _spoken(value: Any) -> str:
+    """A profile value as a person would write it (lists as `a, b`, not Python's repr)."""
+    if isinstance(value, list | tuple):
+        return ", ".join(_spoken(item) for item in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
