@@ -7,27 +7,8 @@ from typing import Any
 import httpx
 import trio
 
+from realtime_trio.demo import SDP_OFFER
 from realtime_trio.simulator import RunningSimulator
-
-SDP_OFFER = "\r\n".join(
-    [
-        "v=0",
-        "o=- 4611731400430051336 2 IN IP4 127.0.0.1",
-        "s=-",
-        "t=0 0",
-        "a=group:BUNDLE 0 1",
-        "m=audio 9 UDP/TLS/RTP/SAVPF 111",
-        "c=IN IP4 0.0.0.0",
-        "a=mid:0",
-        "a=sendrecv",
-        "a=rtpmap:111 opus/48000/2",
-        "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
-        "c=IN IP4 0.0.0.0",
-        "a=mid:1",
-        "a=sctp-port:5000",
-        "",
-    ]
-)
 
 
 class SimControl:

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from functools import partial
+from pathlib import Path
 
 import trio
 
@@ -53,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="play the main job offline, on the simulator")
     demo.add_argument("--json", action="store_true", help="print the report as one JSON document")
+    demo.add_argument(
+        "--script", type=Path, metavar="FILE", help="play this JSON (or YAML) script instead"
+    )
     demo.set_defaults(run=_demo)
     return parser
 
@@ -121,4 +125,4 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
 
     configure_logging("WARNING")
-    return demo.main(as_json=args.json)
+    return demo.main(as_json=args.json, script=args.script)

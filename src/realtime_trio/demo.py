@@ -1,7 +1,10 @@
-"""`realtime-trio demo`: server and simulator on loopback, driven as an app would drive them.
+"""`realtime-trio demo`: server and simulator on loopback, driven as the app would drive them.
 
-For now it mints a token through the server and shows what crossed the wire on both sides;
-the sessions issue grows it into a whole conversation.
+The simulator and the real server (with the example plugins) run in one trio run; a scripted
+conversation (`demo_script.json`, or `--script FILE`) is then played over HTTP only: the app's
+part against the server and the simulator's WebRTC endpoint, the user's and the model's part
+through the simulator's `/_sim` control API. `tools/client.py` reuses `AppClient` and
+`ScriptRunner` against servers that are already running.
 """
 
 from __future__ import annotations
@@ -10,16 +13,43 @@ import json
 import sys
 import time
 from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import httpx
 import trio
 
+import realtime_trio
+
 from .config import Settings
+from .plugins import PluginError, load_plugins
 from .serve import serve
 from .simulator import DEFAULT_API_KEY, RunningSimulator, run_simulator
 
-TOKEN_REQUEST = {"model": "gpt-realtime", "voice": "marin", "enableTranscription": True}
+SESSION_REQUEST = {"voice": "marin", "enableTranscription": True}
+WAIT_SECONDS = 10.0
+EXAMPLE_PLUGINS = ("notes/notes.py", "clock/src/realtime_trio_clock.py")
+
+SDP_OFFER = "\r\n".join(
+    [
+        "v=0",
+        "o=- 4611731400430051336 2 IN IP4 127.0.0.1",
+        "s=-",
+        "t=0 0",
+        "a=group:BUNDLE 0 1",
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+        "c=IN IP4 0.0.0.0",
+        "a=mid:0",
+        "a=sendrecv",
+        "a=rtpmap:111 opus/48000/2",
+        "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+        "c=IN IP4 0.0.0.0",
+        "a=mid:1",
+        "a=sctp-port:5000",
+        "",
+    ]
+)
 
 
 class DemoFailed(Exception):
@@ -31,18 +61,351 @@ class Timeline:
     started: float = field(default_factory=time.perf_counter)
     steps: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, what: str, **details: Any) -> None:
+    def add(self, who: str, what: str, **details: Any) -> None:
         elapsed_ms = round((time.perf_counter() - self.started) * 1000, 1)
-        self.steps.append({"ms": elapsed_ms, "what": what, **details})
+        self.steps.append({"ms": elapsed_ms, "who": who, "what": what, **details})
 
 
-async def run_demo() -> dict[str, Any]:
-    """Run the demo and return its report; raises `DemoFailed` naming the step that failed."""
-    timeline = Timeline()
+# --- the script -------------------------------------------------------------------------------
+
+
+def load_script(path: Path | None = None) -> list[dict[str, Any]]:
+    """The steps in *path* (JSON, or YAML when PyYAML is installed), or the packaged demo."""
+    if path is None:
+        text = resources.files("realtime_trio").joinpath("demo_script.json").read_text("utf-8")
+        data: Any = json.loads(text)
+    else:
+        try:
+            text = Path(path).read_text("utf-8")
+        except OSError as exc:
+            raise DemoFailed(f"cannot read the script: {exc}") from None
+        if Path(path).suffix.lower() in (".yaml", ".yml"):
+            try:
+                import yaml  # type: ignore[import-untyped]
+            except ImportError:
+                raise DemoFailed(f"{path}: reading YAML needs PyYAML installed") from None
+            data = yaml.safe_load(text)
+        else:
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise DemoFailed(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(data, list) or not all(isinstance(step, dict) for step in data):
+        raise DemoFailed(f"{path or 'demo_script.json'}: a script is a list of step objects")
+    return data
+
+
+def describe_step(step: dict[str, Any]) -> str:
+    if "user" in step:
+        return f"user says {step['user']!r}"
+    if "assistant" in step:
+        return f"assistant says {step['assistant']!r}"
+    if "tool" in step:
+        return f"model calls {step['tool']} {json.dumps(step.get('arguments', {}))}"
+    if "client" in step:
+        return f"client {step['client']}"
+    if "sim" in step:
+        return f"simulator {step['sim']}"
+    return f"unknown step {json.dumps(step)}"
+
+
+def _missing(expected: Any, actual: Any, where: str = "") -> str | None:
+    """Why *actual* does not contain *expected* (dicts compared as subsets), or None."""
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return f"{where or 'value'} is {json.dumps(actual)}, expected an object"
+        for key, value in expected.items():
+            if key not in actual:
+                return f"{where}{key} is missing"
+            if (reason := _missing(value, actual[key], f"{where}{key}.")) is not None:
+                return reason
+        return None
+    if expected != actual:
+        name = where.rstrip(".") or "value"
+        return f"{name} is {json.dumps(actual)}, expected {json.dumps(expected)}"
+    return None
+
+
+# --- the app's part and the simulator's control API, over HTTP ---------------------------------
+
+
+@dataclass
+class AppClient:
+    """What the SwiftUI app does over HTTP, plus the simulator's control API for the other side."""
+
+    http: httpx.AsyncClient
+    server: str
+    simulator: str  # the simulator's root URL (`http://host:port`, without `/v1`)
+    session_id: str | None = None
+    call_id: str | None = None
+    client_secret: str | None = None
+
+    async def _json(self, response: httpx.Response, expected: int = 200) -> Any:
+        if response.status_code != expected:
+            method, url = response.request.method, response.request.url.path
+            raise DemoFailed(f"{method} {url} answered {response.status_code}: {response.text}")
+        return response.json() if response.content else {}
+
+    async def start_session(self, **body: Any) -> dict[str, Any]:
+        answer = await self._json(
+            await self.http.post(f"{self.server}/session", json={**SESSION_REQUEST, **body})
+        )
+        self.session_id, self.client_secret = answer["sessionId"], answer["clientSecret"]
+        return answer
+
+    async def create_call(self, client_secret: str | None = None) -> str:
+        """POST the SDP offer with the ephemeral secret, as WebRTC does; the call id."""
+        response = await self.http.post(
+            f"{self.simulator}/v1/realtime/calls",
+            content=SDP_OFFER,
+            headers={
+                "Authorization": f"Bearer {client_secret or self.client_secret}",
+                "Content-Type": "application/sdp",
+            },
+        )
+        await self._json(response, 201) if response.status_code != 201 else None
+        self.call_id = response.headers["location"].rsplit("/", 1)[-1]
+        return self.call_id
+
+    async def attach_call(self) -> dict[str, Any]:
+        body = {"sessionId": self.session_id, "callId": self.call_id}
+        answer = await self._json(await self.http.post(f"{self.server}/session/call", json=body))
+        if answer.get("sideband", {}).get("state") != "connected":
+            raise DemoFailed(f"POST /session/call: sideband is {answer.get('sideband')}")
+        return answer
+
+    async def show(self) -> dict[str, Any]:
+        return await self._json(await self.http.get(f"{self.server}/session/{self.session_id}"))
+
+    async def extract(self) -> dict[str, Any]:
+        body = {"sessionId": self.session_id}
+        return await self._json(await self.http.post(f"{self.server}/extract-profile", json=body))
+
+    async def renew(self) -> dict[str, Any]:
+        body = {"sessionId": self.session_id}
+        answer = await self._json(await self.http.post(f"{self.server}/session/renew", json=body))
+        self.client_secret = answer["clientSecret"]
+        return answer
+
+    async def close(self) -> int:
+        response = await self.http.delete(f"{self.server}/session/{self.session_id}")
+        return response.status_code
+
+    async def sim_call(self) -> dict[str, Any]:
+        return await self._json(await self.http.get(f"{self.simulator}/_sim/calls/{self.call_id}"))
+
+    async def drive(self, action: str, **body: Any) -> dict[str, Any]:
+        url = f"{self.simulator}/_sim/calls/{self.call_id}/{action}"
+        return await self._json(await self.http.post(url, json=body, timeout=30))
+
+    async def sim(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self.http.post(f"{self.simulator}/_sim/{path.strip('/')}", json=body)
+        if response.status_code >= 300:
+            raise DemoFailed(f"POST /_sim/{path} answered {response.status_code}: {response.text}")
+        return response.json() if response.content else {}
+
+
+# --- the runner -------------------------------------------------------------------------------
+
+
+@dataclass
+class ScriptRunner:
+    """Plays script steps through an `AppClient`, checking each, recording a timeline."""
+
+    app: AppClient
+    timeline: Timeline = field(default_factory=Timeline)
+    spoken: list[dict[str, str]] = field(default_factory=list)
+    tool_outputs: list[dict[str, Any]] = field(default_factory=list)
+    final: dict[str, Any] | None = None
+    closed_status: int | None = None
+
+    async def connect(self, **session: Any) -> None:
+        """What the app does on start: a session, a WebRTC call, and the call reported."""
+        answer = await self.app.start_session(**session)
+        self.timeline.add(
+            "app", "POST /session", sessionId=answer["sessionId"],
+            clientSecret=answer["clientSecret"][:7] + "…",
+        )  # fmt: skip
+        call_id = await self.app.create_call()
+        self.timeline.add("app", "POST /v1/realtime/calls (SDP offer)", callId=call_id)
+        await self.app.attach_call()
+        self.timeline.add("app", "POST /session/call", sideband="connected")
+
+    async def run(self, steps: list[dict[str, Any]]) -> None:
+        if self.app.session_id is None:
+            try:
+                await self.connect()
+            except DemoFailed as exc:
+                raise DemoFailed(f"demo failed at step 0 (connect): {exc}") from None
+        replied = False
+        for number, step in enumerate(steps, start=1):
+            following = steps[number] if number < len(steps) else {}
+            try:
+                with trio.fail_after(WAIT_SECONDS * 2):
+                    if replied and "assistant" in step:
+                        # Already queued as the answer to the tool's response.create.
+                        await self._said("assistant", step["assistant"])
+                    else:
+                        reply = following.get("assistant") if "tool" in step else None
+                        await self.step(step, reply=reply)
+                    replied = "tool" in step and "assistant" in following
+            except trio.TooSlowError:
+                reason = "timed out"
+            except (DemoFailed, httpx.HTTPError) as exc:
+                reason = str(exc) or type(exc).__name__
+            else:
+                continue
+            raise DemoFailed(f"demo failed at step {number} ({describe_step(step)}): {reason}")
+
+    async def step(self, step: dict[str, Any], *, reply: str | None = None) -> None:
+        """Play one step; *reply* is what the model says after a tool's output, if anything."""
+        if "user" in step:
+            await self._say("user", step)
+        elif "assistant" in step:
+            await self._say("assistant", step)
+        elif "tool" in step:
+            await self._tool(step, reply)
+        elif "client" in step:
+            await self._client(step)
+        elif "sim" in step:
+            answer = await self.app.sim(step["sim"], step.get("body", {}))
+            self.timeline.add("sim", f"POST /_sim/{step['sim']}", body=step.get("body", {}))
+            self.timeline.steps[-1]["answer"] = answer
+        else:
+            raise DemoFailed("unknown step kind (use user, assistant, tool, client or sim)")
+        if "expectProfile" in step:
+            profile = (await self.app.show())["profile"]
+            if (reason := _missing(step["expectProfile"], profile, "profile.")) is not None:
+                raise DemoFailed(reason)
+
+    async def _say(self, role: str, step: dict[str, Any]) -> None:
+        text = step[role]
+        if role == "user":
+            body = {"text": text, "respond": bool(step.get("respond", False))}
+            if "transcriptionDelayMs" in step:
+                body["transcriptionDelayMs"] = int(step["transcriptionDelayMs"])
+            await self.app.drive("user", **body)
+        else:
+            await self.app.drive("assistant", text=text)
+        await self._said(role, text)
+
+    async def _said(self, role: str, text: str) -> None:
+        self.spoken.append({"role": role, "text": text})
+        await self._wait_transcribed(role, text)
+        self.timeline.add(role, text)
+
+    async def _wait_transcribed(self, role: str, text: str) -> None:
+        with trio.fail_after(WAIT_SECONDS):
+            while True:
+                entries = (await self.app.show())["transcript"]
+                if any(
+                    e["role"] == role and e["text"] == text and e["status"] == "complete"
+                    for e in entries
+                ):
+                    return
+                await trio.sleep(0.02)  # the state is only seen over HTTP
+
+    async def _tool(self, step: dict[str, Any], reply: str | None = None) -> None:
+        name, arguments = step["tool"], step.get("arguments", {})
+        if reply is not None:
+            await self.app.drive("replies", text=reply)
+        before = len((await self.app.sim_call())["clientEvents"])
+        result = await self.app.drive("tool-call", name=name, arguments=arguments)
+        raw = result.get("output")
+        try:
+            output = json.loads(raw) if isinstance(raw, str) else raw
+        except json.JSONDecodeError:
+            output = raw
+        self.tool_outputs.append({"name": name, "arguments": arguments, "output": output})
+        self.timeline.add("model", f"calls {name}", arguments=arguments, output=output)
+        events = [e["event"] for e in (await self.app.sim_call())["clientEvents"][before:]]
+        for event in events:
+            if event.get("type") == "conversation.item.create":
+                continue  # the output, already shown
+            details: dict[str, Any] = {}
+            instructions = (event.get("session") or {}).get("instructions")
+            if instructions:
+                details["instructions"] = _short(instructions)
+            self.timeline.add("server", f"pushes {event.get('type')}", **details)
+        expected = step.get("expect", {"ok": True})
+        if output is None:
+            raise DemoFailed("the server never answered the tool call")
+        if (reason := _missing(expected, output, "output.")) is not None:
+            raise DemoFailed(reason)
+
+    async def _client(self, step: dict[str, Any]) -> None:
+        action = step["client"]
+        if action == "extract-profile":
+            answer = await self.app.extract()
+            self.timeline.add("app", "POST /extract-profile", profile=answer["profile"])
+            if (
+                reason := _missing(step.get("expect", {}), answer["profile"], "profile.")
+            ) is not None:
+                raise DemoFailed(reason)
+        elif action == "renew":
+            answer = await self.app.renew()
+            self.timeline.add(
+                "app", "POST /session/renew", clientSecret=answer["clientSecret"][:7] + "…",
+                instructions=_short(answer.get("instructions") or ""),
+            )  # fmt: skip
+            call_id = await self.app.create_call(answer["clientSecret"])
+            self.timeline.add("app", "POST /v1/realtime/calls (new call)", callId=call_id)
+            await self.app.attach_call()
+            self.timeline.add("app", "POST /session/call (renegotiated)", sideband="connected")
+        elif action == "close":
+            self.final = await self.app.show()
+            self.closed_status = await self.app.close()
+            self.timeline.add(
+                "app", f"DELETE /session/{self.app.session_id}", status=self.closed_status
+            )
+            if self.closed_status != 204:
+                raise DemoFailed(f"DELETE answered {self.closed_status}, expected 204")
+            self._check_order(self.final["transcript"])
+        else:
+            raise DemoFailed("client actions are extract-profile, renew and close")
+
+    def _check_order(self, transcript: list[dict[str, Any]]) -> None:
+        expected = [(s["role"], s["text"]) for s in self.spoken]
+        # Replies the script did not write (the simulator's default answer) are not checked.
+        said = [(e["role"], e["text"]) for e in transcript if (e["role"], e["text"]) in expected]
+        if said != expected:
+            raise DemoFailed(f"transcript order {said} differs from the script's {expected}")
+
+
+def _short(text: str, limit: int = 120) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- the in-process demo ----------------------------------------------------------------------
+
+
+def example_plugins() -> list[Path]:
+    """The example plugins, found next to the source tree (or under `./plugins`)."""
+    for root in (Path(realtime_trio.__file__).resolve().parents[2] / "plugins", Path("plugins")):
+        paths = [root / relative for relative in EXAMPLE_PLUGINS]
+        if all(path.is_file() for path in paths):
+            return [path.resolve() for path in paths]
+    raise DemoFailed(
+        "demo failed at setup: the example plugins folder (plugins/notes, plugins/clock) was not "
+        "found next to the source tree or in ./plugins; run the demo from a source checkout"
+    )
+
+
+async def run_demo(
+    script: list[dict[str, Any]] | None = None, *, before: Any = None
+) -> dict[str, Any]:
+    """Run the demo and return its report; raises `DemoFailed` naming the step that failed.
+
+    *before*, if given, is awaited with the `RunningSimulator` before the script starts (tests
+    use it to arm faults in-process).
+    """
+    steps = load_script() if script is None else script
+    plugin_paths = example_plugins()
     failure: DemoFailed | None = None
+    report: dict[str, Any] = {}
     async with trio.open_nursery() as nursery:
         simulator: RunningSimulator = await nursery.start(run_simulator)
-        timeline.add("simulator started", url=simulator.base_url)
         # Environment settings apply (LOG_LEVEL, models...), but not a developer's .env, and
         # the upstream is always the embedded simulator.
         settings = Settings(  # type: ignore[call-arg]
@@ -51,58 +414,87 @@ async def run_demo() -> dict[str, Any]:
             openai_base_url=simulator.base_url,
             host="127.0.0.1",
             port=0,
+            realtime_plugins=",".join(str(p) for p in plugin_paths),
+            plugin_entry_points=False,
+            extraction_cooldown_seconds=0,
         )
-        binds = await nursery.start(serve, settings)
-        timeline.add("server started", url=binds[0])
         try:
-            token = await _mint_token(binds[0], simulator, timeline)
-        except DemoFailed as exc:
-            failure = exc
+            plugins = load_plugins(settings)
+        except PluginError as exc:
+            raise DemoFailed(f"demo failed at setup: {exc}") from None
+        binds = await nursery.start(
+            lambda task_status: serve(settings, plugins=plugins, task_status=task_status)
+        )
+        if before is not None:
+            await before(simulator)
+        async with httpx.AsyncClient(timeout=WAIT_SECONDS) as http:
+            runner = ScriptRunner(AppClient(http, server=binds[0], simulator=simulator.url))
+            runner.timeline.add("demo", "simulator started", url=simulator.url)
+            runner.timeline.add(
+                "demo", "server started", url=binds[0], plugins=[p.name for p in plugin_paths]
+            )
+            try:
+                await runner.run(steps)
+                report = build_report(runner)
+            except DemoFailed as exc:
+                failure = exc
         nursery.cancel_scope.cancel()
     if failure is not None:
         raise failure
-    return {"ok": True, "timeline": timeline.steps, "token": token}
+    return report
 
 
-async def _mint_token(
-    server_url: str, simulator: RunningSimulator, timeline: Timeline
-) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=server_url, timeout=10) as client:
-        timeline.add("app -> server: POST /token", body=TOKEN_REQUEST)
-        response = await client.post("/token", json=TOKEN_REQUEST)
-    if response.status_code != 200:
-        raise DemoFailed(f"POST /token answered {response.status_code}: {response.text}")
-    token: dict[str, Any] = response.json()
-    upstream = simulator.state.requests_to("/v1/realtime/client_secrets")
-    if len(upstream) != 1:
-        raise DemoFailed(f"POST /token: the simulator saw {len(upstream)} client_secrets calls")
-    timeline.add("server -> OpenAI: POST /v1/realtime/client_secrets", body=upstream[0].body)
-    timeline.add(
-        "server -> app: 200",
-        clientSecret=token["clientSecret"][:7] + "…",
-        expiresAt=token["expiresAt"],
-    )
-    return token
+def build_report(runner: ScriptRunner) -> dict[str, Any]:
+    final = runner.final if runner.final is not None else {}
+    return {
+        "ok": True,
+        "timeline": runner.timeline.steps,
+        "transcript": [{"role": e["role"], "text": e["text"]} for e in final.get("transcript", [])],
+        "profile": final.get("profile", {}),
+        "instructions": final.get("instructions", ""),
+        "toolOutputs": runner.tool_outputs,
+        "closed": runner.closed_status,
+    }
 
 
 def render(report: dict[str, Any], *, color: bool) -> str:
-    bold, dim, green, reset = ("\033[1m", "\033[2m", "\033[32m", "\033[0m") if color else ("",) * 4
+    bold, dim, green, cyan, reset = (
+        ("\033[1m", "\033[2m", "\033[32m", "\033[36m", "\033[0m") if color else ("",) * 5
+    )
     lines = [f"{bold}realtime-trio demo{reset} {dim}(offline, on the embedded simulator){reset}"]
     for step in report["timeline"]:
-        details = {k: v for k, v in step.items() if k not in ("ms", "what")}
-        lines.append(f"{dim}{step['ms']:>8.1f} ms{reset}  {step['what']}")
-        for key, value in details.items():
-            text = json.dumps(value) if not isinstance(value, str) else value
-            lines.append(f"{'':13}{dim}{key}:{reset} {text}")
-    lines.append(f"{green}ok{reset}: a client secret was minted through the server")
+        who, what = step["who"], step["what"]
+        if who in ("user", "assistant"):
+            what = f'"{what}"'
+        lines.append(f"{dim}{step['ms']:>8.1f} ms{reset}  {cyan}{who:<9}{reset} {what}")
+        for key, value in step.items():
+            if key in ("ms", "who", "what"):
+                continue
+            text = value if isinstance(value, str) else json.dumps(value)
+            lines.append(f"{'':22}{dim}{key}:{reset} {text}")
+    lines.append(f"\n{bold}Transcript{reset}")
+    for entry in report["transcript"]:
+        lines.append(f"  {entry['role']:>9}: {entry['text']}")
+    lines.append(f"\n{bold}Profile{reset}")
+    for key, value in report["profile"].items():
+        lines.append(f"  {key}: {json.dumps(value)}")
+    lines.append(f"\n{bold}Instructions now{reset}")
+    lines.extend(f"  {line}" for line in report["instructions"].splitlines())
+    lines.append(f"\n{green}ok{reset}: every step did what it should")
     return "\n".join(lines)
 
 
-def main(*, as_json: bool = False) -> int:
+def main(*, as_json: bool = False, script: Path | None = None) -> int:
     try:
-        report = trio.run(run_demo)
+        steps = load_script(script)
+        report = trio.run(run_demo, steps)
     except DemoFailed as exc:
-        print(f"demo failed: {exc}", file=sys.stderr)
+        message = str(exc)
+        if not message.startswith("demo failed"):
+            message = f"demo failed: {message}"
+        print(message, file=sys.stderr)
+        if as_json:
+            print(json.dumps({"ok": False, "error": message}, indent=2))
         return 1
     if as_json:
         print(json.dumps(report, indent=2))

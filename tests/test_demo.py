@@ -1,0 +1,113 @@
+"""`realtime-trio demo`: the scripted conversation, a custom script, a failing step, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from realtime_trio.demo import DemoFailed, load_script, run_demo
+from realtime_trio.simulator import RunningSimulator
+
+ADA = {"first_name": "Ada", "last_name": "Lovelace", "income": 4500.0}
+
+
+async def test_the_demo_plays_the_whole_conversation() -> None:
+    report = await run_demo()
+
+    assert report["ok"] is True
+    spoken = [
+        (s.get("user") and "user") or "assistant"
+        for s in load_script()
+        if "user" in s or "assistant" in s
+    ]
+    assert [e["role"] for e in report["transcript"]] == spoken
+    assert report["transcript"][0] == {"role": "user", "text": "Hi, I'm Ada Lovelace."}
+    assert report["transcript"][-1] == {"role": "assistant", "text": "Yes, Ada, still here."}
+    assert {k: report["profile"][k] for k in ADA} == ADA
+    assert report["profile"]["notes"] == ["Prefers short answers."]
+    assert "first_name: Ada" in report["instructions"]
+    outputs = report["toolOutputs"]
+    assert [o["name"] for o in outputs] == [
+        "extract_profile",
+        "extract_profile",
+        "get_current_time",
+        "remember_note",
+    ]
+    assert all(o["output"]["ok"] is True for o in outputs)
+    assert outputs[1]["output"]["profile"] == ADA
+    assert outputs[2]["output"]["timezone"] == "Asia/Tokyo"
+    assert report["closed"] == 204
+    whats = [step["what"] for step in report["timeline"]]
+    assert "POST /session/call (renegotiated)" in whats
+    assert "pushes session.update" in whats
+    assert whats[-1].startswith("DELETE /session/")
+
+
+async def test_a_custom_script_file_is_played(tmp_path: Path) -> None:
+    script = tmp_path / "script.json"
+    script.write_text(
+        json.dumps(
+            [
+                {"user": "My name is Grace Hopper."},
+                {"tool": "extract_profile", "expect": {"ok": True}},
+                {"assistant": "Hello Grace!"},
+                {"client": "close"},
+            ]
+        )
+    )
+
+    report = await run_demo(load_script(script))
+
+    assert report["transcript"] == [
+        {"role": "user", "text": "My name is Grace Hopper."},
+        {"role": "assistant", "text": "Hello Grace!"},
+    ]
+    assert report["profile"]["first_name"] == "Grace"
+    assert report["closed"] == 204
+
+
+async def test_a_refused_extraction_fails_the_demo_naming_the_step() -> None:
+    steps: list[dict[str, Any]] = [
+        {"user": "Hi, I'm Ada Lovelace."},
+        {"sim": "responses/next", "body": {"mode": "refusal"}},
+        {"tool": "extract_profile"},
+        {"client": "close"},
+    ]
+
+    with pytest.raises(DemoFailed) as failed:
+        await run_demo(steps)
+
+    message = str(failed.value)
+    assert message.startswith("demo failed at step 3 (model calls extract_profile {}): ")
+    assert "\n" not in message
+
+
+async def test_a_fault_armed_in_process_fails_the_extract_step() -> None:
+    async def arm(simulator: RunningSimulator) -> None:
+        simulator.state.responses.arm("refusal")
+
+    steps = [{"user": "Hi, I'm Ada Lovelace."}, {"client": "extract-profile"}]
+    with pytest.raises(DemoFailed, match=r"^demo failed at step 2 \(client extract-profile\): "):
+        await run_demo(steps, before=arm)
+
+
+def test_a_broken_script_file_exits_non_zero_with_one_line(tmp_path: Path) -> None:
+    script = tmp_path / "broken.json"
+    script.write_text(json.dumps([{"user": "Hello."}, {"tool": "no_such_tool"}]))
+    result = subprocess.run(
+        [sys.executable, "-m", "realtime_trio", "demo", "--script", str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("demo failed at step 2 (model calls no_such_tool {}): ")
+    assert result.stderr.count("\n") == 1
