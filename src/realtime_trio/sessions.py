@@ -98,10 +98,11 @@ class LiveSession:
 
     # -- what the session says upstream -------------------------------------------------
 
-    def instructions(self) -> str:
-        """The call's instructions: base, tool guidance, profile (and history after a renew)."""
+    def instructions(self, *, history: list[str] | None = None) -> str:
+        """The call's instructions: base, tool guidance, profile, and the conversation history
+        given at the last renew (or *history*, for the renew being made)."""
         text = self._plugins.instructions(self.record.base_instructions, self.record.profile)
-        history = self.record.history
+        history = history if history is not None else self.record.history
         return with_history(text, history) if history is not None else text
 
     def tool_definitions(self) -> list[dict[str, Any]]:
