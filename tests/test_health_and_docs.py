@@ -35,6 +35,22 @@ async def test_openapi_document_describes_token(client: httpx.AsyncClient) -> No
     assert "/healthz" in document["paths"]
 
 
+async def test_openapi_document_lists_every_endpoint(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+
+    assert {path: sorted(ops) for path, ops in paths.items()} == {
+        "/healthz": ["get"],
+        "/token": ["post"],
+        "/session": ["post"],
+        "/session/call": ["post"],
+        "/session/renew": ["post"],
+        "/session/close": ["post"],
+        "/session/{session_id}": ["delete", "get"],
+        "/extract-profile": ["post"],
+        "/tools": ["get"],
+    }
+
+
 async def test_docs_page_is_served(client: httpx.AsyncClient) -> None:
     response = await client.get("/docs")
 
