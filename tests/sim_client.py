@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import httpx
@@ -100,3 +101,10 @@ async def live_session_with_secret(
 
 def open_sockets(call: dict[str, Any]) -> list[dict[str, Any]]:
     return [s for s in call["sockets"] if s["open"]]
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (an unreachable upstream)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
 from typing import Any
 
 import httpx
@@ -12,6 +11,7 @@ import pytest
 
 from realtime_trio.logs import RedactingFormatter
 from realtime_trio.simulator import RunningSimulator
+from sim_client import closed_port
 
 ACCESS_LINE = re.compile(r"^(?P<method>[A-Z]+) (?P<path>\S+) (?P<status>\d{3}) (?P<ms>\d+\.\d)ms$")
 
@@ -42,12 +42,6 @@ async def test_each_request_is_logged_on_one_line(
     assert first.duration_ms >= 0  # type: ignore[attr-defined]
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def test_no_log_line_holds_the_api_key_or_a_full_client_secret(
     start_server: Any, simulator: RunningSimulator, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -56,7 +50,7 @@ async def test_no_log_line_holds_the_api_key_or_a_full_client_secret(
     urls = [
         await start_server(),
         await start_server(openai_api_key=wrong),
-        await start_server(openai_base_url=f"http://127.0.0.1:{_closed_port()}/v1"),
+        await start_server(openai_base_url=f"http://127.0.0.1:{closed_port()}/v1"),
         await start_server(openai_api_key=None),
     ]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import httpx
@@ -10,6 +9,7 @@ import pytest
 import trio
 
 from realtime_trio.simulator import Fault, RunningSimulator
+from sim_client import closed_port
 
 CLIENT_SECRETS = "/v1/realtime/client_secrets"
 
@@ -172,14 +172,8 @@ async def test_upstream_answer_without_a_secret_is_a_502(
     assert response.json()["code"] == "upstream_bad_response"
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def test_unreachable_upstream_is_a_502(start_server: Any) -> None:
-    url = await start_server(openai_base_url=f"http://127.0.0.1:{_closed_port()}/v1")
+    url = await start_server(openai_base_url=f"http://127.0.0.1:{closed_port()}/v1")
     async with httpx.AsyncClient(base_url=url) as http:
         response = await http.post("/token")
 

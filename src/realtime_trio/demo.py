@@ -23,6 +23,7 @@ import trio
 import realtime_trio
 
 from .config import Settings
+from .errors import secret_prefix
 from .plugins import PluginError, load_plugins
 from .serve import serve
 from .simulator import DEFAULT_API_KEY, RunningSimulator, run_simulator
@@ -224,7 +225,7 @@ class ScriptRunner:
         answer = await self.app.start_session(**session)
         self.timeline.add(
             "app", "POST /session", sessionId=answer["sessionId"],
-            clientSecret=answer["clientSecret"][:7] + "…",
+            clientSecret=secret_prefix(answer["clientSecret"]),
         )  # fmt: skip
         call_id = await self.app.create_call()
         self.timeline.add("app", "POST /v1/realtime/calls (SDP offer)", callId=call_id)
@@ -345,7 +346,7 @@ class ScriptRunner:
         elif action == "renew":
             answer = await self.app.renew()
             self.timeline.add(
-                "app", "POST /session/renew", clientSecret=answer["clientSecret"][:7] + "…",
+                "app", "POST /session/renew", clientSecret=secret_prefix(answer["clientSecret"]),
                 instructions=_short(answer.get("instructions") or ""),
             )  # fmt: skip
             call_id = await self.app.create_call(answer["clientSecret"])

@@ -38,9 +38,14 @@ def redact(text: str, *secrets: str | None) -> str:
     return _KEY_LIKE.sub(_mask, text)
 
 
+def secret_prefix(value: str) -> str:
+    """What may be shown of an ephemeral client secret: `ek_` and four characters."""
+    return value[:7] + "…"
+
+
 def _mask(match: re.Match[str]) -> str:
     if match["kind"] == "ek":
-        return f"ek_{match['rest'][:4]}…"
+        return secret_prefix(match[0])
     return f"{match['kind']}-***"
 
 

@@ -240,9 +240,6 @@ class LiveSession:
         self._instructions_changed = True
         await self._store.save(self.record)
 
-    async def request_extraction(self, *, throttled: bool) -> Outcome:
-        return await self._require_nursery_extraction(throttled=throttled)
-
     async def extract_now(self) -> dict[str, Any]:
         """Extract at once (no cooldown), push the new instructions, and return the profile.
 
@@ -252,7 +249,7 @@ class LiveSession:
         """
         if not self.record.transcript.history_lines():
             raise NoTranscript()
-        outcome = await self._require_nursery_extraction(throttled=False)
+        outcome = await self.request_extraction(throttled=False)
         if isinstance(outcome, Failed):
             raise outcome.error
         # Not connected: the instructions wait for the next attach and for renew.
@@ -267,7 +264,7 @@ class LiveSession:
             "session": {"type": "realtime", "instructions": self.instructions()},
         }
 
-    async def _require_nursery_extraction(self, *, throttled: bool) -> Outcome:
+    async def request_extraction(self, *, throttled: bool) -> Outcome:
         if self._nursery is None or self.finished.is_set():
             raise UnknownSession()
         return await self.extraction.request(self._nursery, throttled=throttled)

@@ -120,16 +120,15 @@ class Transcript:
 
     def entries(self) -> list[TranscriptEntry]:
         """User and assistant turns, in conversation order."""
-        return [
-            TranscriptEntry(node.item_id, node.role, node.text, node.status)  # type: ignore[arg-type]
-            for node in self._ordered()
-            if node.kind in (None, "message") and node.role in ("user", "assistant")
-        ]
+        return [entry for node in self._ordered() if (entry := _entry(node)) is not None]
 
     def take_finalized(self) -> list[TranscriptEntry]:
         """Turns whose text became final (or whose transcription failed) since the last call."""
         ids, self._finalized = self._finalized, []
-        return [e for e in self.entries() if e.item_id in ids] if ids else []
+        # Read off the items themselves: ordering the whole conversation is not needed here,
+        # on the sideband's receive path.
+        nodes = (self._items.get(item_id) for item_id in dict.fromkeys(ids))
+        return [entry for node in nodes if node is not None and (entry := _entry(node)) is not None]
 
     def pending_user_turns(self) -> int:
         """User turns whose transcription has not completed (nor failed) yet."""
@@ -191,6 +190,13 @@ class Transcript:
             ordered.append(node)
             stack.extend(reversed(children.get(node.item_id, [])))
         return ordered
+
+
+def _entry(node: _Item) -> TranscriptEntry | None:
+    """The turn an item is, if it is a user or assistant message."""
+    if node.kind not in (None, "message") or node.role not in ("user", "assistant"):
+        return None
+    return TranscriptEntry(node.item_id, node.role, node.text, node.status)  # type: ignore[arg-type]
 
 
 def _content_text(content: object, role: str | None) -> str:

@@ -23,6 +23,7 @@ from .errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
     redact,
+    secret_prefix,
 )
 
 logger = logging.getLogger(__name__)
@@ -40,10 +41,6 @@ class ClientSecret:
     def prefix(self) -> str:
         """What may be logged of the secret."""
         return secret_prefix(self.value)
-
-
-def secret_prefix(value: str) -> str:
-    return value[:7] + "…"
 
 
 class OpenAIClient:
