@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 SidebandAuth = Literal["api_key", "client_secret"]
+SidebandTransport = Literal["websockets", "trio-websocket"]
 
 
 class Settings(BaseSettings):
@@ -84,8 +85,12 @@ class Settings(BaseSettings):
     sideband_max_message_bytes: int = Field(
         default=16 * 1024 * 1024, gt=0, description="Largest sideband frame accepted."
     )
+    sideband_transport: SidebandTransport = Field(
+        default="websockets",
+        description="Sideband WebSocket client: websockets (fast) or trio-websocket (previous).",
+    )
 
-    @field_validator("log_level", "sideband_auth", mode="before")
+    @field_validator("log_level", "sideband_auth", "sideband_transport", mode="before")
     @classmethod
     def _normalise_case(cls, value: object, info: ValidationInfo) -> object:
         if not isinstance(value, str):

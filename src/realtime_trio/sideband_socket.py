@@ -1,7 +1,9 @@
-"""The sideband's transport: connect, send, receive, close. The one place that knows trio-websocket.
+"""The sideband's transport seam: connect, send, receive, close, whichever client does it.
 
-Keeping it behind this seam lets the transport be measured and swapped in one module. Errors
-come out as three exceptions the sideband acts on:
+Two clients sit behind it: `ws_client` (websockets' sans-I/O protocol with our own frame
+splitter, the default, fast enough for hundreds of thousands of events a second) and
+`ws_trio_websocket` (the previous one, selectable with `SIDEBAND_TRANSPORT`). The sideband sees
+only `SidebandSocket` and these errors:
 
     SidebandSocketError
      +-- SidebandRejected     the handshake was refused (status and upstream's message)
@@ -13,20 +15,14 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import trio
-from trio_websocket import (
-    ConnectionClosed,
-    ConnectionRejected,
-    HandshakeError,
-    WebSocketConnection,
-    wrap_client_stream,
-)
 
+from .config import SidebandTransport
 from .errors import redact
 
 NORMAL_CLOSURE = 1000
@@ -55,85 +51,58 @@ class SidebandClosed(SidebandSocketError):
         self.reason = reason
 
 
-class SidebandSocket:
+class SidebandSocket(Protocol):
     """An open sideband WebSocket: one JSON event per text frame, both ways."""
-
-    def __init__(self, connection: WebSocketConnection) -> None:
-        self._ws = connection
 
     async def send(self, event: dict[str, Any]) -> None:
         """Send one client event. Raises `SidebandClosed` if the socket is gone."""
-        try:
-            await self._ws.send_message(json.dumps(event))
-        except ConnectionClosed as exc:
-            raise _closed(exc) from None
+        ...
 
-    async def receive(self) -> str | bytes:
-        """The next frame, as received. Raises `SidebandClosed` once the socket closes."""
-        try:
-            return await self._ws.get_message()
-        except ConnectionClosed as exc:
-            raise _closed(exc) from None
+    async def receive_many(self) -> Sequence[bytes]:
+        """Every message that one read brought, at least one, in order; text as UTF-8 bytes
+        (unchecked: JSON parsing checks it). Raises `SidebandClosed` once the socket is closed."""
+        ...
 
     async def aclose(self, code: int = NORMAL_CLOSURE) -> None:
         """Close with a close frame, even from a cancelled scope, within a bounded time."""
-        with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_SECONDS):
-            await self._ws.aclose(code=code)
+        ...
 
 
-@asynccontextmanager
-async def open_sideband_socket(
+def open_sideband_socket(
     url: str,
     *,
     token: str,
     max_message_size: int,
     connect_timeout: float,
-) -> AsyncIterator[SidebandSocket]:
+    transport: SidebandTransport = "websockets",
+) -> AbstractAsyncContextManager[SidebandSocket]:
     """Open the sideband to *url* authenticated with `Bearer <token>`; close it on exit.
 
     Leaving the block, even by cancellation, sends a normal close frame (bounded in time).
-    The connection's reader task lives in a nursery of its own here, and whatever goes wrong
-    comes out as one plain `SidebandSocketError`, never wrapped in an exception group.
+    Whatever goes wrong comes out as one plain `SidebandSocketError`, never wrapped in an
+    exception group.
 
     Raises:
         SidebandRejected: the upstream refused the handshake (401, 404 call_id_not_found, ...).
         SidebandUnreachable: no connection within *connect_timeout*, or a network error.
         SidebandClosed: from the block, when the open socket closed.
     """
-    try:
-        async with trio.open_nursery() as nursery:
-            deadline = trio.current_time() + connect_timeout  # one deadline for TCP, TLS, upgrade
-            with trio.fail_at(deadline):
-                stream = await _open_stream(url)
-            try:
-                with trio.fail_at(deadline):
-                    connection = await wrap_client_stream(
-                        nursery,
-                        stream,
-                        _host_header(url),
-                        _resource(url),
-                        extra_headers=[(b"authorization", f"Bearer {token}".encode())],
-                        max_message_size=max_message_size,
-                    )
-                socket = SidebandSocket(connection)
-                try:
-                    yield socket
-                finally:
-                    await socket.aclose()
-            finally:
-                # Ours to close, whatever happened (a refused handshake leaves it open). Shielded:
-                # an unshielded await here, in a cancelled scope, would replace the error in
-                # flight with a Cancelled that the nursery then swallows.
-                with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_SECONDS):
-                    await stream.aclose()
-                nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        raise _single_error(group, token) from None
-    except (trio.TooSlowError, ConnectionRejected, HandshakeError, OSError) as exc:
-        raise _translated(exc, token) from None
+    # Imported here: each client imports this module's errors, and only the chosen one loads.
+    if transport == "trio-websocket":
+        from .ws_trio_websocket import open_trio_websocket
+
+        return open_trio_websocket(
+            url, token=token, max_message_size=max_message_size, connect_timeout=connect_timeout
+        )
+    from .ws_client import open_websocket_client
+
+    return open_websocket_client(
+        url, token=token, max_message_size=max_message_size, connect_timeout=connect_timeout
+    )
 
 
-async def _open_stream(url: str) -> trio.abc.Stream:
+async def open_stream(url: str) -> trio.abc.Stream:
+    """A TCP (`ws://`) or TLS (`wss://`) stream to the host of *url*."""
     parts = urlsplit(url)
     host, secure = parts.hostname or "", parts.scheme == "wss"
     port = parts.port or (443 if secure else 80)
@@ -144,63 +113,10 @@ async def _open_stream(url: str) -> trio.abc.Stream:
     return await trio.open_tcp_stream(host, port)
 
 
-def _host_header(url: str) -> str:
-    parts = urlsplit(url)
-    default = 443 if parts.scheme == "wss" else 80
-    host = parts.hostname or ""
-    return host if parts.port in (None, default) else f"{host}:{parts.port}"
-
-
-def _resource(url: str) -> str:
-    parts = urlsplit(url)
-    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-
-
-def _translated(exc: BaseException, token: str) -> BaseException:
-    if isinstance(exc, SidebandSocketError):
-        return exc
-    if isinstance(exc, trio.TooSlowError):
-        return SidebandUnreachable("no connection within the connect timeout")
-    if isinstance(exc, ConnectionRejected):
-        return SidebandRejected(exc.status_code, _rejection_message(exc, token))
-    if isinstance(exc, HandshakeError | OSError):
-        cause = exc.__cause__ or exc
-        return SidebandUnreachable(redact(f"{type(cause).__name__}: {cause}", token))
-    return exc
-
-
-def _single_error(group: BaseExceptionGroup, token: str) -> BaseException:
-    """The one error a group from the connection's nursery stands for; the group otherwise.
-
-    Cancellation wins: a group holding a `trio.Cancelled` is re-raised as it is.
-    """
-    leaves = list(_leaves(group))
-    if any(isinstance(leaf, trio.Cancelled) for leaf in leaves):
-        return group
-    known = [_translated(leaf, token) for leaf in leaves]
-    errors = [e for e in known if isinstance(e, SidebandSocketError)]
-    if errors and len(errors) == len(known):
-        return errors[0]
-    return group
-
-
-def _leaves(group: BaseExceptionGroup) -> Iterator[BaseException]:
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            yield from _leaves(exc)
-        else:
-            yield exc
-
-
-def _closed(exc: ConnectionClosed) -> SidebandClosed:
-    return SidebandClosed(exc.reason.code, exc.reason.reason)
-
-
-def _rejection_message(exc: ConnectionRejected, token: str) -> str:
-    """Upstream's own error message from the rejection body, when it has one."""
+def rejection_message(body: bytes | None, token: str) -> str:
+    """Upstream's own error message from a refused handshake's body, when it has one."""
     try:
-        body = json.loads(exc.body or b"")
-        message = body["error"]["message"]
+        message = json.loads(body or b"")["error"]["message"]
     except (ValueError, KeyError, TypeError):
-        message = (exc.body or b"").decode("utf-8", "replace")[:200] or "no reason given"
+        message = (body or b"").decode("utf-8", "replace")[:200] or "no reason given"
     return redact(str(message), token)

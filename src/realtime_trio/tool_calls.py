@@ -24,6 +24,10 @@ Answerer = Callable[[FunctionCall], Awaitable[ToolAnswer]]
 Sender = Callable[[dict[str, Any]], Awaitable[bool]]
 
 RESPONSE_DONE_WAIT_SECONDS = 30.0
+# Every event type `ToolCallRouter.on_event` looks at.
+TOOL_CALL_EVENT_TYPES = frozenset(
+    {"response.created", "response.function_call_arguments.done", "response.done"}
+)
 
 
 class ToolCallRouter:

@@ -1,0 +1,167 @@
+"""The sideband's previous transport, trio-websocket (pure-Python wsproto), kept selectable.
+
+`SIDEBAND_TRANSPORT=trio-websocket` chooses it. It is slower (a reader task and a protocol
+object per frame) but independent of the fast client, which makes it the reference to compare
+with when the fast client is in doubt.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any, final
+from urllib.parse import urlsplit
+
+import trio
+from trio_websocket import (
+    ConnectionClosed,
+    ConnectionRejected,
+    HandshakeError,
+    WebSocketConnection,
+    wrap_client_stream,
+)
+
+from .errors import redact
+from .sideband_socket import (
+    CLOSE_TIMEOUT_SECONDS,
+    NORMAL_CLOSURE,
+    SidebandClosed,
+    SidebandRejected,
+    SidebandSocketError,
+    SidebandUnreachable,
+    open_stream,
+    rejection_message,
+)
+
+
+@final
+class TrioWebSocket:
+    """An open sideband WebSocket on trio-websocket: one JSON event per text frame, both ways."""
+
+    def __init__(self, connection: WebSocketConnection) -> None:
+        self._ws = connection
+
+    async def send(self, event: dict[str, Any]) -> None:
+        """Send one client event. Raises `SidebandClosed` if the socket is gone."""
+        try:
+            await self._ws.send_message(json.dumps(event))
+        except ConnectionClosed as exc:
+            raise _closed(exc) from None
+
+    async def receive_many(self) -> list[bytes]:
+        """The next message (text as UTF-8). Raises `SidebandClosed` once the socket closes."""
+        try:
+            message = await self._ws.get_message()
+        except ConnectionClosed as exc:
+            raise _closed(exc) from None
+        return [message.encode() if isinstance(message, str) else message]
+
+    async def aclose(self, code: int = NORMAL_CLOSURE) -> None:
+        """Close with a close frame, even from a cancelled scope, within a bounded time."""
+        with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_SECONDS):
+            await self._ws.aclose(code=code)
+
+
+@asynccontextmanager
+async def open_trio_websocket(
+    url: str,
+    *,
+    token: str,
+    max_message_size: int,
+    connect_timeout: float,
+) -> AsyncIterator[TrioWebSocket]:
+    """Open the sideband to *url* authenticated with `Bearer <token>`; close it on exit.
+
+    Leaving the block, even by cancellation, sends a normal close frame (bounded in time).
+    The connection's reader task lives in a nursery of its own here, and whatever goes wrong
+    comes out as one plain `SidebandSocketError`, never wrapped in an exception group.
+
+    Raises:
+        SidebandRejected: the upstream refused the handshake (401, 404 call_id_not_found, ...).
+        SidebandUnreachable: no connection within *connect_timeout*, or a network error.
+        SidebandClosed: from the block, when the open socket closed.
+    """
+    try:
+        async with trio.open_nursery() as nursery:
+            deadline = trio.current_time() + connect_timeout  # one deadline for TCP, TLS, upgrade
+            with trio.fail_at(deadline):
+                stream = await open_stream(url)
+            try:
+                with trio.fail_at(deadline):
+                    connection = await wrap_client_stream(
+                        nursery,
+                        stream,
+                        _host_header(url),
+                        _resource(url),
+                        extra_headers=[(b"authorization", f"Bearer {token}".encode())],
+                        max_message_size=max_message_size,
+                    )
+                socket = TrioWebSocket(connection)
+                try:
+                    yield socket
+                finally:
+                    await socket.aclose()
+            finally:
+                # Ours to close, whatever happened (a refused handshake leaves it open). Shielded:
+                # an unshielded await here, in a cancelled scope, would replace the error in
+                # flight with a Cancelled that the nursery then swallows.
+                with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_SECONDS):
+                    await stream.aclose()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        raise _single_error(group, token) from None
+    except (trio.TooSlowError, ConnectionRejected, HandshakeError, OSError) as exc:
+        raise _translated(exc, token) from None
+
+
+def _host_header(url: str) -> str:
+    parts = urlsplit(url)
+    default = 443 if parts.scheme == "wss" else 80
+    host = parts.hostname or ""
+    return host if parts.port in (None, default) else f"{host}:{parts.port}"
+
+
+def _resource(url: str) -> str:
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def _translated(exc: BaseException, token: str) -> BaseException:
+    if isinstance(exc, SidebandSocketError):
+        return exc
+    if isinstance(exc, trio.TooSlowError):
+        return SidebandUnreachable("no connection within the connect timeout")
+    if isinstance(exc, ConnectionRejected):
+        return SidebandRejected(exc.status_code, rejection_message(exc.body, token))
+    if isinstance(exc, HandshakeError | OSError):
+        cause = exc.__cause__ or exc
+        return SidebandUnreachable(redact(f"{type(cause).__name__}: {cause}", token))
+    return exc
+
+
+def _single_error(group: BaseExceptionGroup, token: str) -> BaseException:
+    """The one error a group from the connection's nursery stands for; the group otherwise.
+
+    Cancellation wins: a group holding a `trio.Cancelled` is re-raised as it is.
+    """
+    leaves = list(_leaves(group))
+    if any(isinstance(leaf, trio.Cancelled) for leaf in leaves):
+        return group
+    known = [_translated(leaf, token) for leaf in leaves]
+    errors = [e for e in known if isinstance(e, SidebandSocketError)]
+    if errors and len(errors) == len(known):
+        return errors[0]
+    return group
+
+
+def _leaves(group: BaseExceptionGroup) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
+
+
+def _closed(exc: ConnectionClosed) -> SidebandClosed:
+    return SidebandClosed(exc.reason.code, exc.reason.reason)
