@@ -990,7 +990,18 @@ async def test_a_tool_call_round_trip(
 
     result = answer.json()
     assert answer.status_code == 200
-    assert set(result) == {"callId", "responseId", "itemId", "output", "responseCreated"}
+    assert set(result) == {
+        "callId",
+        "responseId",
+        "itemId",
+        "output",
+        "responseCreated",
+        "timings",
+    }
+    timings = result["timings"]
+    assert None not in timings.values()
+    assert timings["argumentsDoneSentAt"] <= timings["outputReceivedAt"]
+    assert timings["outputReceivedAt"] <= timings["responseCreateReceivedAt"]
     assert re.fullmatch(r"call_[0-9a-f]+", result["callId"])
     assert result["output"] == '{"status": "shipped"}'
     assert result["responseCreated"] is True

@@ -11,6 +11,11 @@ over HTTP, or in-process through `RunningSimulator.state.calls[call_id]` (a `Sim
 It also answers the Responses API (`POST /v1/responses`, non-streaming) with a deterministic
 extractor standing in for the model; `POST /_sim/responses/next` (or `state.responses.arm`)
 makes its next answers refusals, incomplete, not JSON, or failed.
+
+For benchmarks, `POST /_sim/calls/{id}/blast` sends a call's sockets a conversation's worth of
+pre-encoded events far faster than per-frame sending could (then an optional marker tool call),
+`POST /_sim/trickle` spreads events and tool-call probes over every live call, and tool call
+results carry `time.monotonic()` timings of their frames (see `blast.py`, `trickle.py`).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from .auth import require_api_key
 from .bodies import json_body
-from .control import control_blueprint
+from .control import control_blueprint, trickle_blueprint
 from .errors import OpenAIError, invalid_request
 from .realtime_api import realtime_blueprint
 from .responses_api import responses_blueprint
@@ -43,6 +43,7 @@ def create_simulator_app(state: SimulatorState) -> QuartTrio:
     app.asgi_app = tap_websockets(app.asgi_app)  # type: ignore[method-assign]
     app.register_blueprint(realtime_blueprint(state))
     app.register_blueprint(control_blueprint(state))
+    app.register_blueprint(trickle_blueprint(state))
     app.register_blueprint(responses_blueprint(state))
 
     @app.before_serving

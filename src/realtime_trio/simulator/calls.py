@@ -4,6 +4,10 @@ Trio runs one task at a time, so a change to a call and the events announcing it
 checkpoint in between: every event is queued at once, in order, on the bounded outbox of each
 open socket, and that socket's own sender task writes it to the wire. Waiting helpers wake on a
 `trio.Event` replaced at every change, so tests wait for what they need instead of polling.
+
+Benchmarks need to know when a frame actually left, not when it was queued: a `Stamped` frame
+has the sender report the `time.monotonic()` just after writing it, and a frame a client sends
+is recorded with the `time.monotonic()` at which it came off the socket (`arrived_at`).
 """
 
 from __future__ import annotations
@@ -13,15 +17,24 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, final
 
 import trio
 
 from .conversation import Conversation
 from .events import server_event
+from .frames import EncodedFrames, RawFrames
 from .sessions import new_id
-from .turns import DEFAULT_REPLY, SimResponse, answer_user, start_response, user_turn
+from .turns import (
+    ARGUMENTS_DONE,
+    DEFAULT_REPLY,
+    DONE,
+    SimResponse,
+    answer_user,
+    start_response,
+    user_turn,
+)
 
 OUTBOX_SIZE = 1024
 NORMAL_CLOSURE = 1000
@@ -44,6 +57,8 @@ class ReceivedEvent:
 
     `event` is the parsed JSON object (`{}` if the frame was not one); `valid` is whether the
     simulator accepted it (it matched the SDK's types and was not refused with an `error`).
+    `received_at` is the call's clock (wall time) when it was recorded; `arrived_at` the
+    `time.monotonic()` at which the frame came off the socket, before it was even parsed.
     """
 
     socket_id: int
@@ -52,6 +67,7 @@ class ReceivedEvent:
     received_at: float
     raw: str
     error: dict[str, Any] | None = None
+    arrived_at: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -71,7 +87,16 @@ class Close:
     abrupt: bool = False
 
 
-Outgoing = str | Close
+@dataclass(frozen=True)
+class Stamped:
+    """A frame whose write time matters: the sender calls `on_sent(time.monotonic())` once it
+    is written to the transport."""
+
+    text: str
+    on_sent: Callable[[float], None]
+
+
+Outgoing = str | Stamped | RawFrames | Close
 
 
 @final
@@ -110,6 +135,8 @@ class SimSocket:
             self.closing = True
             self.cancel_scope.cancel()
             return False
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return False  # the sender is gone; `socket_closed` is about to be recorded
         if isinstance(item, Close):
             self.closing = True
         return True
@@ -135,15 +162,34 @@ class SimSocket:
         }
 
 
+@dataclass(frozen=True)
+class FunctionCall:
+    """A function call for the simulated model to make (a blast's marker, a trickle's probe)."""
+
+    name: str
+    arguments: dict[str, Any] | str
+
+
 @dataclass
 class ToolCallResult:
-    """What became of a function call the model made (`SimCall.tool_call`)."""
+    """What became of a function call the model made (`SimCall.tool_call`), and when.
+
+    Times are `time.monotonic()`: `sent_at` is the response's (`SimResponse.sent_at`: when its
+    `response.function_call_arguments.done` and `response.done` were first written to a
+    socket); `output_received_at` and `response_create_received_at` are when the client's
+    `function_call_output` item and the `response.create` after it came off the socket.
+    """
 
     call_id: str
     response_id: str
     item_id: str
     output: str | None = None
     response_created: bool = False
+    sent_at: dict[str, float] = field(default_factory=dict, repr=False)
+    output_received_at: float | None = None
+    response_create_received_at: float | None = None
+    response: SimResponse | None = field(default=None, repr=False)
+    started_at_event: int = field(default=0, repr=False)  # where to look in `client_events`
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -152,6 +198,12 @@ class ToolCallResult:
             "itemId": self.item_id,
             "output": self.output,
             "responseCreated": self.response_created,
+            "timings": {
+                "argumentsDoneSentAt": self.sent_at.get(ARGUMENTS_DONE),
+                "responseDoneSentAt": self.sent_at.get(DONE),
+                "outputReceivedAt": self.output_received_at,
+                "responseCreateReceivedAt": self.response_create_received_at,
+            },
         }
 
 
@@ -260,6 +312,10 @@ class SimCall:
         """Sockets that still receive events (open and not being closed)."""
         return [s for s in self.sockets.values() if s.open and not s.closing]
 
+    def targets(self, socket_id: int | None) -> list[SimSocket]:
+        """The open sockets, or only socket *socket_id* if it is one of them."""
+        return [s for s in self.open_sockets if socket_id is None or s.id == socket_id]
+
     def attach_socket(self, *, auth: str) -> tuple[SimSocket, trio.MemoryReceiveChannel[Outgoing]]:
         """A new socket on the call, `session.created` already queued; and its outbox to drain.
 
@@ -281,11 +337,15 @@ class SimCall:
 
     # -- sending --------------------------------------------------------------------------------
 
-    def broadcast(self, event: dict[str, Any]) -> None:
-        """Queue *event* for every open socket of the call."""
+    def broadcast(
+        self, event: dict[str, Any], *, on_sent: Callable[[float], None] | None = None
+    ) -> None:
+        """Queue *event* for every open socket of the call; `on_sent(time.monotonic())` is
+        called as each socket's sender writes it."""
         text = json.dumps(event)
+        item: Outgoing = text if on_sent is None else Stamped(text, on_sent)
         for socket in self.open_sockets:
-            socket.queue(text)
+            socket.queue(item)
 
     def reply(self, socket: SimSocket, event: dict[str, Any]) -> None:
         """Queue *event* for *socket* only (errors, `conversation.item.retrieved`)."""
@@ -293,12 +353,23 @@ class SimCall:
 
     def send_raw(self, text: str, *, socket_id: int | None = None) -> int:
         """Queue a text frame as-is (for malformed-frame tests); how many sockets got it."""
-        targets = [s for s in self.open_sockets if socket_id is None or s.id == socket_id]
-        return sum(socket.queue(text) for socket in targets)
+        return sum(socket.queue(text) for socket in self.targets(socket_id))
 
     def send_event(self, event: dict[str, Any], *, socket_id: int | None = None) -> int:
         """Queue an arbitrary server event, unchecked; how many sockets got it."""
         return self.send_raw(json.dumps(event), socket_id=socket_id)
+
+    def send_frames(
+        self, frames: EncodedFrames, *, socket_id: int | None = None
+    ) -> list[RawFrames]:
+        """Queue pre-encoded frames, unchecked and wire-only (the conversation does not change),
+        on each open socket (or socket *socket_id*); what each socket's sender will report."""
+        queued = []
+        for socket in self.targets(socket_id):
+            item = RawFrames(frames)
+            if socket.queue(item):
+                queued.append(item)
+        return queued
 
     # -- what clients sent, and waiting for it ----------------------------------------------------
 
@@ -310,8 +381,9 @@ class SimCall:
         valid: bool,
         raw: str,
         error: dict[str, Any] | None = None,
+        arrived_at: float | None = None,
     ) -> ReceivedEvent:
-        received = ReceivedEvent(socket.id, event, valid, self._clock(), raw, error)
+        received = ReceivedEvent(socket.id, event, valid, self._clock(), raw, error, arrived_at)
         self.client_events.append(received)
         self._changed()
         return received
@@ -470,14 +542,44 @@ class SimCall:
         Raises:
             ActiveResponse: a response is already in progress.
         """
+        result = self.start_tool_call(name, arguments, delta_delay=delta_delay)
+        return await self.finish_tool_call(result, wait_seconds=wait_seconds)
+
+    def start_tool_call(
+        self, name: str, arguments: dict[str, Any] | str, *, delta_delay: float = 0.0
+    ) -> ToolCallResult:
+        """`tool_call`'s first half, which does not block: the response starts playing (in the
+        call's nursery) before anything else can happen on the call.
+
+        Raises:
+            ActiveResponse: a response is already in progress.
+            CallEnded: the call is over.
+        """
         if not isinstance(arguments, str):
             arguments = json.dumps(arguments, separators=(",", ":"))
         start = len(self.client_events)
         response = start_response(
             self, kind="function_call", text=arguments, name=name, delta_delay=delta_delay
         )
-        result = ToolCallResult(str(response.call_id), response.id, response.item_id)
-        await response.finished.wait()
+        return ToolCallResult(
+            str(response.call_id),
+            response.id,
+            response.item_id,
+            sent_at=response.sent_at,
+            response=response,
+            started_at_event=start,
+        )
+
+    async def finish_tool_call(
+        self, result: ToolCallResult, *, wait_seconds: float
+    ) -> ToolCallResult:
+        """`tool_call`'s second half: wait for the response's end, then (unless *wait_seconds*
+        is 0) for the client's answer, filling *result* in as things are seen; and for its
+        `response.done` to be written, as a client may answer before that (its time is then in
+        `result.sent_at` too)."""
+        response = result.response
+        if response is not None:
+            await response.finished.wait()
         if wait_seconds <= 0:
             return result
 
@@ -489,11 +591,15 @@ class SimCall:
 
         with trio.move_on_after(wait_seconds):
             index, received = await self.wait_for_received(
-                "conversation.item.create", where=is_output, after=start
+                "conversation.item.create", where=is_output, after=result.started_at_event
             )
             result.output = received.event["item"]["output"]
-            await self.wait_for_received("response.create", after=index + 1)
+            result.output_received_at = received.arrived_at
+            _, created = await self.wait_for_received("response.create", after=index + 1)
             result.response_created = True
+            result.response_create_received_at = created.arrived_at
+            if response is not None:
+                await response.done_sent.wait()
         return result
 
     def as_json(self) -> dict[str, Any]:

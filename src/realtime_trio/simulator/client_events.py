@@ -26,8 +26,13 @@ Handler = Callable[[SimCall, SimSocket, dict[str, Any]], None]
 MIN_COMMIT_MS = 100
 
 
-def handle_frame(call: SimCall, socket: SimSocket, frame: str | bytes) -> None:
-    """Record *frame* on *call* and act on it; answers are queued on the call's sockets."""
+def handle_frame(
+    call: SimCall, socket: SimSocket, frame: str | bytes, *, arrived_at: float | None = None
+) -> None:
+    """Record *frame* on *call* and act on it; answers are queued on the call's sockets.
+
+    *arrived_at* is the `time.monotonic()` at which the frame came off the socket.
+    """
     if isinstance(frame, bytes):
         raw = frame.decode("utf-8", "replace")
         _refuse(
@@ -39,6 +44,7 @@ def handle_frame(call: SimCall, socket: SimSocket, frame: str | bytes) -> None:
                 "Invalid frame: events are JSON objects sent as text frames, not binary ones.",
                 code="invalid_type",
             ),
+            arrived_at,
         )
         return
     try:
@@ -50,6 +56,7 @@ def handle_frame(call: SimCall, socket: SimSocket, frame: str | bytes) -> None:
             {},
             frame,
             invalid_request(f"Invalid JSON: {exc}.", code="invalid_json"),  # UNVERIFIED code
+            arrived_at,
         )
         return
     event: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
@@ -57,18 +64,23 @@ def handle_frame(call: SimCall, socket: SimSocket, frame: str | bytes) -> None:
         validate_client_event(parsed)
         _HANDLERS[event["type"]](call, socket, event)
     except OpenAIError as refusal:
-        _refuse(call, socket, event, frame, refusal)
-    except CallEnded:
-        call.record(socket, event, valid=False, raw=frame)  # its sockets are closing anyway
+        _refuse(call, socket, event, frame, refusal, arrived_at)
+    except CallEnded:  # its sockets are closing anyway
+        call.record(socket, event, valid=False, raw=frame, arrived_at=arrived_at)
     except BaseException:
-        call.record(socket, event, valid=False, raw=frame)
+        call.record(socket, event, valid=False, raw=frame, arrived_at=arrived_at)
         raise
     else:
-        call.record(socket, event, valid=True, raw=frame)
+        call.record(socket, event, valid=True, raw=frame, arrived_at=arrived_at)
 
 
 def _refuse(
-    call: SimCall, socket: SimSocket, event: dict[str, Any], raw: str, refusal: OpenAIError
+    call: SimCall,
+    socket: SimSocket,
+    event: dict[str, Any],
+    raw: str,
+    refusal: OpenAIError,
+    arrived_at: float | None,
 ) -> None:
     client_event_id = event.get("event_id")
     answer = error_event(
@@ -79,7 +91,7 @@ def _refuse(
         client_event_id=client_event_id if isinstance(client_event_id, str) else None,
     )
     call.reply(socket, answer)
-    call.record(socket, event, valid=False, raw=raw, error=answer["error"])
+    call.record(socket, event, valid=False, raw=raw, error=answer["error"], arrived_at=arrived_at)
 
 
 def _session_update(call: SimCall, socket: SimSocket, event: dict[str, Any]) -> None:

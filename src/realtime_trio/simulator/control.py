@@ -3,6 +3,10 @@
 Each route is the HTTP face of a `SimCall` method (bodies in camelCase, durations in ms there and
 in seconds in Python). Unknown call ids are a 404, an ended call a 409, a body with unknown or
 mistyped keys a 400, all in OpenAI's error shape.
+
+Benchmarks have two more: `POST /_sim/calls/{id}/blast` (`blast.py`) and `POST /_sim/trickle`
+(`trickle.py`, on a blueprint of its own as it spans every call). Their times are
+`time.monotonic()` seconds, comparable across processes on one machine.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic.alias_generators import to_camel
 from quart import Blueprint, request
 
-from .calls import CallEnded, SimCall
+from .blast import NoOpenSocket, blast
+from .calls import CallEnded, FunctionCall, SimCall
 from .errors import OpenAIError, invalid_request
 from .state import SimulatorState
+from .trickle import trickle
 from .turns import ActiveResponse
 
 JSONAnswer = tuple[dict[str, Any], int]
@@ -48,6 +54,32 @@ class ToolCall(ControlBody):
     wait: bool = True
     timeout_seconds: float = Field(10.0, gt=0)
     delta_delay_ms: int = Field(0, ge=0)
+
+
+class Function(ControlBody):
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+    def call(self) -> FunctionCall:
+        return FunctionCall(self.name, self.arguments)
+
+
+MAX_BLAST_EVENTS = 10_000_000  # about 3 GB encoded: more would rather exhaust memory than help
+
+
+class Blast(ControlBody):
+    count: int = Field(ge=1, le=MAX_BLAST_EVENTS)
+    marker: Function | None = None
+    socket_id: int | None = None
+    timeout_seconds: float = Field(60.0, gt=0)
+
+
+class Trickle(ControlBody):
+    seconds: float = Field(gt=0)
+    events_per_second: float = Field(gt=0)
+    probe: Function | None = None
+    probes_per_second: float = Field(0.0, ge=0)
+    timeout_seconds: float = Field(10.0, gt=0)
 
 
 class Send(ControlBody):
@@ -130,6 +162,19 @@ def control_blueprint(state: SimulatorState) -> Blueprint:
             )
         return result.as_json(), 200
 
+    @blueprint.post("/<call_id>/blast")
+    async def blast_events(call_id: str) -> JSONAnswer:
+        call, body = live(call_id), await read_body(Blast)
+        with _call_errors(call_id):
+            result = await blast(
+                call,
+                body.count,
+                marker=body.marker.call() if body.marker else None,
+                socket_id=body.socket_id,
+                timeout_seconds=body.timeout_seconds,
+            )
+        return result.as_json(), 200
+
     @blueprint.post("/<call_id>/end")
     async def end(call_id: str) -> JSONAnswer:
         call = found(call_id)
@@ -148,6 +193,26 @@ def control_blueprint(state: SimulatorState) -> Blueprint:
         else:
             sent = call.send_event(body.event or {}, socket_id=body.socket_id)
         return {"sent": sent}, 200
+
+    return blueprint
+
+
+def trickle_blueprint(state: SimulatorState) -> Blueprint:
+    """`POST /_sim/trickle`, over every call of *state* with an open socket."""
+    blueprint = Blueprint("sim_trickle", __name__, url_prefix="/_sim")
+
+    @blueprint.post("/trickle")
+    async def trickle_events() -> JSONAnswer:
+        body = await read_body(Trickle)
+        report = await trickle(
+            list(state.calls.values()),
+            seconds=body.seconds,
+            events_per_second=body.events_per_second,
+            probe=body.probe.call() if body.probe else None,
+            probes_per_second=body.probes_per_second,
+            timeout_seconds=body.timeout_seconds,
+        )
+        return report.as_json(), 200
 
     return blueprint
 
@@ -184,3 +249,5 @@ def _call_errors(call_id: str) -> Iterator[None]:
             f"A response is already in progress: {exc.response_id}.",
             code="conversation_already_has_active_response",
         ) from None
+    except NoOpenSocket as exc:
+        raise OpenAIError(409, str(exc), param="socketId", code="no_open_socket") from None

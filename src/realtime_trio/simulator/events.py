@@ -104,6 +104,35 @@ def created_item(item: dict[str, Any], item_id: str) -> dict[str, Any]:
     return stored
 
 
+def realtime_response(
+    response_id: str,
+    *,
+    status: str,
+    output: list[dict[str, Any]],
+    conversation_id: str | None,
+    modality: str,
+    max_output_tokens: int | str,
+    metadata: dict[str, str] | None,
+    audio: dict[str, Any],
+    status_details: dict[str, Any] | None = None,
+    usage: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The `RealtimeResponse` object of `response.created` and `response.done`."""
+    return {
+        "object": "realtime.response",
+        "id": response_id,
+        "status": status,
+        "status_details": status_details,
+        "output": output,
+        "conversation_id": conversation_id,
+        "output_modalities": [modality],
+        "max_output_tokens": max_output_tokens,
+        "metadata": metadata,
+        "audio": audio,
+        "usage": usage,
+    }
+
+
 def rate_limits() -> list[dict[str, Any]]:
     """Generous limits, as `rate_limits.updated` reports them at the start of a response."""
     return [

@@ -16,6 +16,7 @@ The simulator does not start responses by itself when a user turn ends, though t
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -28,6 +29,7 @@ from .events import (
     content_part,
     function_call_item,
     rate_limits,
+    realtime_response,
     response_usage,
     server_event,
     tokens,
@@ -41,6 +43,8 @@ if TYPE_CHECKING:
     from .calls import SimCall
 
 DEFAULT_REPLY = "Sure, I can help with that."
+ARGUMENTS_DONE = "response.function_call_arguments.done"
+DONE = "response.done"
 PROFILE_TOOL = "extract_profile"
 
 
@@ -54,7 +58,9 @@ class ActiveResponse(Exception):
 
 @dataclass(eq=False)
 class SimResponse:
-    """One model response while it plays and after (`status` is final once `finished` is set)."""
+    """One model response while it plays and after (`status` is final once `finished` is set;
+    `sent_at` has when its `response.function_call_arguments.done` and `response.done` were
+    written, for benchmarks)."""
 
     id: str
     kind: Literal["message", "function_call"]
@@ -71,7 +77,21 @@ class SimResponse:
     status: str = "in_progress"
     cancel_reason: str | None = None
     finished: trio.Event = field(default_factory=trio.Event)
+    sent_at: dict[str, float] = field(default_factory=dict)
+    done_sent: trio.Event = field(default_factory=trio.Event)
     _cancelled: trio.Event = field(default_factory=trio.Event)
+
+    def stamp(self, kind: str) -> Callable[[float], None]:
+        """What a socket's sender calls once this response's *kind* event is on the wire:
+        `sent_at[kind]` keeps the first such `time.monotonic()` (of any socket), and
+        `done_sent` is set once `response.done` is written."""
+
+        def sent(at: float) -> None:
+            self.sent_at.setdefault(kind, at)
+            if kind == DONE:
+                self.done_sent.set()
+
+        return sent
 
     def cancel(self, reason: Literal["client_cancelled", "turn_detected"]) -> None:
         """Stop at the next delta; the closing events still go out, marked cancelled."""
@@ -192,7 +212,8 @@ async def _play_function_call(call: SimCall, response: SimResponse) -> None:
     call.broadcast(
         server_event(
             "response.function_call_arguments.done", **where, name=name, arguments=arguments
-        )
+        ),
+        on_sent=response.stamp(ARGUMENTS_DONE),
     )
     status = "incomplete" if response.cancel_reason else "completed"
     final = function_call_item(
@@ -246,7 +267,7 @@ def _close(call: SimCall, response: SimResponse, item: dict[str, Any], said: str
         audio=response.kind == "message" and response.modality == "audio",
     )
     done = _response(call, response, [item], status_details=details, usage=usage)
-    call.broadcast(server_event("response.done", response=done))
+    call.broadcast(server_event("response.done", response=done), on_sent=response.stamp(DONE))
 
 
 def _response(
@@ -258,19 +279,18 @@ def _response(
     usage: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The `RealtimeResponse` object of `response.created` and `response.done`."""
-    return {
-        "object": "realtime.response",
-        "id": response.id,
-        "status": response.status,
-        "status_details": status_details,
-        "output": copy.deepcopy(output),
-        "conversation_id": None if response.out_of_band else call.conversation_id,
-        "output_modalities": [response.modality],
-        "max_output_tokens": response.max_output_tokens,
-        "metadata": response.metadata,
-        "audio": response.audio,
-        "usage": usage,
-    }
+    return realtime_response(
+        response.id,
+        status=response.status,
+        output=copy.deepcopy(output),
+        conversation_id=None if response.out_of_band else call.conversation_id,
+        modality=response.modality,
+        max_output_tokens=response.max_output_tokens,
+        metadata=response.metadata,
+        audio=response.audio,
+        status_details=status_details,
+        usage=usage,
+    )
 
 
 def _context_tokens(call: SimCall) -> int:
