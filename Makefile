@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test lint format serve simulate clean
+.PHONY: demo test lint format bench serve simulate clean
 
 demo: $(VENV)/.installed-demo  ## the main job, offline, on the embedded simulator
 	$(BIN)/realtime-trio demo
@@ -14,6 +14,9 @@ test: $(VENV)/.installed-dev  ## the whole test suite
 lint: $(VENV)/.installed-dev  ## ruff check and format check
 	$(BIN)/ruff check src plugins tools tests
 	$(BIN)/ruff format --check src plugins tools tests
+
+bench: $(VENV)/.installed-dev  ## the benchmarks (BENCHMARKS.md); figures also in bench-results.json
+	$(BIN)/python tools/bench.py --out bench-results.json
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix src plugins tools tests

@@ -35,8 +35,9 @@ from .profile import empty_profile, merge_profiles
 from .session_config import realtime_session_config
 from .sideband import Sideband, SidebandState
 from .store import SessionRecord, SessionStore
-from .tool_calls import ToolCallRouter
+from .tool_calls import TOOL_CALL_EVENT_TYPES, ToolCallRouter
 from .tools import FunctionCall, ToolAnswer
+from .transcript import TRANSCRIPT_EVENT_TYPES
 from .upstream import ClientSecret, OpenAIClient
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,9 @@ class SessionOptions:
 
 class LiveSession:
     """One session on this replica: its record, its nursery and its current sideband."""
+
+    # What `on_event` acts on; the sideband skips parsing everything else.
+    wanted_event_types = TRANSCRIPT_EVENT_TYPES | TOOL_CALL_EVENT_TYPES | {"error"}
 
     def __init__(
         self,
@@ -140,13 +144,22 @@ class LiveSession:
         return {"type": "session.update", "session": session}
 
     def on_event(self, event: dict[str, Any]) -> None:
-        transcript = self.record.transcript
-        if transcript.apply(event):
-            self._transcript_changed.set()
-            self._transcript_changed = trio.Event()
-            for entry in transcript.take_finalized():
-                self._plugins.transcript_entry(self.session_id, entry)
-        if self._router is not None:
+        """One server event from the sideband (only `wanted_event_types` come here).
+
+        Runs once per event on the receive path, so waiters are woken and observers called
+        only when a turn became final, not on every delta.
+        """
+        kind = event["type"]
+        if kind in TRANSCRIPT_EVENT_TYPES:
+            transcript = self.record.transcript
+            if transcript.apply(event) and (
+                transcript.has_finalized or kind == "conversation.item.deleted"
+            ):
+                self._transcript_changed.set()
+                self._transcript_changed = trio.Event()
+                for entry in transcript.take_finalized():
+                    self._plugins.transcript_entry(self.session_id, entry)
+        elif kind in TOOL_CALL_EVENT_TYPES and self._router is not None:
             self._router.on_event(event)
 
     # -- tools and extraction ---------------------------------------------------------------

@@ -8,7 +8,8 @@ See section 8 of the protocol reference.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from itertools import count
 from typing import Any, Literal
 
@@ -32,6 +33,19 @@ _ASSISTANT_DONES = {
     "response.text.done": "text",
 }
 _ITEM_EVENTS = {"conversation.item.added", "conversation.item.created", "conversation.item.done"}
+# Every event type `Transcript.apply` looks at: the sideband parses only what its host wants.
+TRANSCRIPT_EVENT_TYPES = frozenset(
+    {
+        *_ITEM_EVENTS,
+        *_ASSISTANT_DELTAS,
+        *_ASSISTANT_DONES,
+        "input_audio_buffer.committed",
+        "conversation.item.input_audio_transcription.delta",
+        "conversation.item.input_audio_transcription.completed",
+        "conversation.item.input_audio_transcription.failed",
+        "conversation.item.deleted",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -52,8 +66,24 @@ class _Item:
     prev: str | None = None
     role: str | None = None
     kind: str | None = None
-    text: str = ""
     status: Status = "pending"
+    # Text as it streams in: deltas are appended here and joined when read (a `str +=` per
+    # delta would copy the whole text each time).
+    parts: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        parts = self.parts
+        if len(parts) > 1:
+            parts[:] = ["".join(parts)]
+        return parts[0] if parts else ""
+
+    def add_text(self, delta: object) -> None:
+        if delta:
+            self.parts.append(str(delta))
+
+    def set_text(self, text: str) -> None:
+        self.parts = [text] if text else []
 
 
 class Transcript:
@@ -63,60 +93,94 @@ class Transcript:
         self._items: dict[str, _Item] = {}
         self._arrivals = count()
         self._finalized: list[str] = []
+        self._handlers: dict[str, Callable[[dict[str, Any]], bool]] = {
+            **dict.fromkeys(_ITEM_EVENTS, self._on_item_event),
+            **dict.fromkeys(_ASSISTANT_DELTAS, self._on_assistant_delta),
+            **dict.fromkeys(_ASSISTANT_DONES, self._on_assistant_done),
+            "input_audio_buffer.committed": self._on_committed,
+            "conversation.item.input_audio_transcription.delta": self._on_user_delta,
+            "conversation.item.input_audio_transcription.completed": self._on_user_completed,
+            "conversation.item.input_audio_transcription.failed": self._on_user_failed,
+            "conversation.item.deleted": self._on_deleted,
+        }
 
     def apply(self, event: dict[str, Any]) -> bool:
-        """Take one server event into account; True when it was about the conversation."""
-        kind = event.get("type")
-        if kind in _ITEM_EVENTS:
-            item = event.get("item")
-            if isinstance(item, dict) and isinstance(item.get("id"), str):
-                self._on_item(item, event)
-                return True
-        elif kind == "input_audio_buffer.committed":
-            node = self._node(event.get("item_id"))
-            if node is not None:
-                node.role, node.kind = "user", "message"
-                if "previous_item_id" in event:
-                    node.prev = event["previous_item_id"]
-                return True
-        elif kind == "conversation.item.input_audio_transcription.delta":
-            node = self._node(event.get("item_id"))
-            if node is not None and node.status == "pending":
-                node.role = node.role or "user"
-                node.text += str(event.get("delta") or "")
-                return True
-        elif kind == "conversation.item.input_audio_transcription.completed":
-            node = self._node(event.get("item_id"))
-            if node is not None:
-                node.role = node.role or "user"
-                node.text, node.status = str(event.get("transcript") or ""), "complete"
-                self._finalized.append(node.item_id)
-                return True
-        elif kind == "conversation.item.input_audio_transcription.failed":
-            node = self._node(event.get("item_id"))
-            if node is not None:
-                node.role = node.role or "user"
-                node.text, node.status = "", "failed"
-                self._finalized.append(node.item_id)
-                return True
-        elif kind in _ASSISTANT_DELTAS:
-            node = self._node(event.get("item_id"))
-            if node is not None and node.status == "pending":
-                node.role = node.role or "assistant"
-                node.text += str(event.get("delta") or "")
-                return True
-        elif kind in _ASSISTANT_DONES:
-            node = self._node(event.get("item_id"))
-            if node is not None:
-                node.role = node.role or "assistant"
-                if node.status != "complete":
-                    self._finalized.append(node.item_id)
-                node.text, node.status = str(event.get(_ASSISTANT_DONES[kind]) or ""), "complete"
-                return True
-        elif kind == "conversation.item.deleted":
-            self._delete(event.get("item_id"))
+        """Take one server event into account; True when it was about the conversation.
+
+        Runs once per event on the sideband's receive path: one lookup by type, then only the
+        handler for that type.
+        """
+        handler = self._handlers.get(event.get("type"))  # type: ignore[arg-type]
+        return handler is not None and handler(event)
+
+    @property
+    def has_finalized(self) -> bool:
+        """Whether `take_finalized` has something (cheap: checked after every event)."""
+        return bool(self._finalized)
+
+    def _on_item_event(self, event: dict[str, Any]) -> bool:
+        item = event.get("item")
+        if isinstance(item, dict) and isinstance(item.get("id"), str):
+            self._on_item(item, event)
             return True
         return False
+
+    def _on_committed(self, event: dict[str, Any]) -> bool:
+        node = self._node(event.get("item_id"))
+        if node is None:
+            return False
+        node.role, node.kind = "user", "message"
+        if "previous_item_id" in event:
+            node.prev = event["previous_item_id"]
+        return True
+
+    def _on_user_delta(self, event: dict[str, Any]) -> bool:
+        node = self._node(event.get("item_id"))
+        if node is None or node.status != "pending":
+            return False
+        node.role = node.role or "user"
+        node.add_text(event.get("delta"))
+        return True
+
+    def _on_user_completed(self, event: dict[str, Any]) -> bool:
+        return self._finish(event, event.get("transcript"), default_role="user")
+
+    def _on_user_failed(self, event: dict[str, Any]) -> bool:
+        node = self._node(event.get("item_id"))
+        if node is None:
+            return False
+        node.role = node.role or "user"
+        node.set_text("")
+        node.status = "failed"
+        self._finalized.append(node.item_id)
+        return True
+
+    def _on_assistant_delta(self, event: dict[str, Any]) -> bool:
+        node = self._node(event.get("item_id"))
+        if node is None or node.status != "pending":
+            return False
+        node.role = node.role or "assistant"
+        node.add_text(event.get("delta"))
+        return True
+
+    def _on_assistant_done(self, event: dict[str, Any]) -> bool:
+        text = event.get(_ASSISTANT_DONES[event["type"]])
+        return self._finish(event, text, default_role="assistant")
+
+    def _finish(self, event: dict[str, Any], text: object, *, default_role: str) -> bool:
+        node = self._node(event.get("item_id"))
+        if node is None:
+            return False
+        node.role = node.role or default_role
+        if node.status != "complete":
+            self._finalized.append(node.item_id)
+        node.set_text(str(text or ""))
+        node.status = "complete"
+        return True
+
+    def _on_deleted(self, event: dict[str, Any]) -> bool:
+        self._delete(event.get("item_id"))
+        return True
 
     def entries(self) -> list[TranscriptEntry]:
         """User and assistant turns, in conversation order."""
@@ -161,7 +225,7 @@ class Transcript:
             return
         text = _content_text(item.get("content"), node.role)
         if text:
-            node.text = text
+            node.set_text(text)
             if node.role == "user" or item.get("status") == "completed":
                 node.status = "complete"
                 self._finalized.append(node.item_id)
