@@ -257,7 +257,8 @@ async def test_debug_events_log_each_type_wanted_or_not(
         if r.name == "realtime_trio.sideband" and " event " in r.getMessage()
     ]
     assert "rate_limits.updated" in logged  # counted, never parsed
-    assert "response.output_text.delta" in logged  # parsed and handed over
+    assert "response.output_text.delta" in logged  # counted, never parsed
+    assert "response.output_text.done" in logged  # parsed and handed over
     assert "session.created" in logged
 
 

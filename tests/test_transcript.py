@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from realtime_trio.transcript import Transcript
@@ -230,3 +231,41 @@ def test_events_for_other_things_are_ignored() -> None:
         transcript.apply({"type": "conversation.item.input_audio_transcription.completed"}) is False
     )
     assert transcript.entries() == []
+
+
+def test_the_order_kept_up_to_date_matches_the_order_rebuilt_from_scratch() -> None:
+    """The cached order (appends in the common case) never drifts from a full rebuild.
+
+    Random conversations: mostly each item after the last, sometimes an insert after an older
+    item, a previous id not seen yet, a transcription arriving before its item, a deletion.
+    """
+    rng = random.Random(1234)
+    for _ in range(200):
+        transcript, ids = Transcript(), []
+        for step in range(rng.randint(1, 30)):
+            item_id = f"item_{step}"
+            roll = rng.random()
+            if roll < 0.1 and ids:
+                transcript.apply(
+                    {
+                        "type": "conversation.item.deleted",
+                        "item_id": ids.pop(rng.randrange(len(ids))),
+                    }
+                )
+                continue
+            if roll < 0.2:
+                prev = f"item_{step + rng.randint(1, 3)}"  # an item announced later
+            elif roll < 0.35 and ids:
+                prev = rng.choice(ids)
+            else:
+                prev = ids[-1] if ids else None
+            if rng.random() < 0.3:  # its transcription, before the item itself
+                transcript.apply(transcribed(item_id, f"words {step}")[0])
+            events = user_committed(item_id, prev)
+            for event in events[rng.randint(0, 1) :]:
+                transcript.apply(event)
+            ids.append(item_id)
+            kept = transcript.entries()
+            rebuilt = Transcript.__new__(Transcript)
+            rebuilt.__dict__.update(transcript.__dict__, _order=None, _ordered_entries=None)
+            assert kept == rebuilt.entries()

@@ -19,7 +19,7 @@ import trio
 from pydantic import BaseModel, ValidationError
 
 from .errors import RealtimeTrioError, UpstreamError
-from .profile import merge_profiles, strict_json_schema
+from .profile import cached_strict_json_schema, merge_profiles
 from .upstream import OpenAIClient
 
 logger = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def request_body(
             "format": {
                 "type": "json_schema",
                 "name": SCHEMA_NAME,
-                "schema": strict_json_schema(profile_model),
+                "schema": cached_strict_json_schema(profile_model),
                 "strict": True,
             }
         },

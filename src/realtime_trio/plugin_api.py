@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -88,11 +89,16 @@ class ToolContext:
     """
 
     session_id: str
-    transcript: Sequence[TranscriptEntry]
     profile: Mapping[str, Any]
     settings: Settings
     http: httpx.AsyncClient
     _session: Any = field(repr=False)
+
+    @cached_property
+    def transcript(self) -> Sequence[TranscriptEntry]:
+        """The conversation so far, in order; taken when first read (most tools never look,
+        and ordering a long conversation is not free)."""
+        return tuple(self._session.record.transcript.entries())
 
     async def update_profile(self, changes: Mapping[str, Any]) -> Mapping[str, Any]:
         """Merge *changes* into the profile; new instructions reach the call after the output."""

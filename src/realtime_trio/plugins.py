@@ -86,6 +86,12 @@ class PluginRegistry:
         model = self.manager.hook.rt_profile_model()
         return model if model is not None else Profile
 
+    @cached_property
+    def observes_transcript(self) -> bool:
+        """Whether any plugin implements `rt_transcript_entry` (else finished turns are not
+        even built into entries on the receive path)."""
+        return bool(self.manager.hook.rt_transcript_entry.get_hookimpls())
+
     def transcript_entry(self, session_id: str, entry: TranscriptEntry) -> None:
         self._observe("rt_transcript_entry", session_id=session_id, entry=entry)
 

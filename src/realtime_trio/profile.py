@@ -7,6 +7,7 @@ It is one model in one place, so extraction, the schema sent upstream and the AP
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,6 +33,12 @@ def strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
     Every property required (optional ones are nullable instead), `additionalProperties: false`
     on every object, and no `default` or `title` keywords.
     """
+    return copy.deepcopy(cached_strict_json_schema(model))
+
+
+@functools.cache
+def cached_strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`strict_json_schema`, built once per model (every extraction sends it): do not mutate."""
     schema = copy.deepcopy(model.model_json_schema())
     _make_strict(schema)
     for definition in schema.get("$defs", {}).values():

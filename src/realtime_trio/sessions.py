@@ -157,8 +157,11 @@ class LiveSession:
             ):
                 self._transcript_changed.set()
                 self._transcript_changed = trio.Event()
-                for entry in transcript.take_finalized():
-                    self._plugins.transcript_entry(self.session_id, entry)
+                if self._plugins.observes_transcript:
+                    for entry in transcript.take_finalized():
+                        self._plugins.transcript_entry(self.session_id, entry)
+                else:
+                    transcript.forget_finalized()
         elif kind in TOOL_CALL_EVENT_TYPES and self._router is not None:
             self._router.on_event(event)
 
@@ -191,7 +194,6 @@ class LiveSession:
             return _invalid_arguments(tool.name, exc), True
         context = ToolContext(
             session_id=self.session_id,
-            transcript=tuple(self.record.transcript.entries()),
             profile=MappingProxyType(dict(self.record.profile)),
             settings=self._settings,
             http=self._upstream.http,

@@ -9,7 +9,7 @@ See section 8 of the protocol reference.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import count
 from typing import Any, Literal
 
@@ -19,13 +19,9 @@ Status = Literal["pending", "complete", "failed"]
 _USER_TEXT = ("input_text", "text")
 _ASSISTANT_TEXT = ("output_text", "output_audio", "text", "audio")
 
-# Assistant text, by event type (GA names first, then the beta-era ones still seen).
-_ASSISTANT_DELTAS = {
-    "response.output_audio_transcript.delta",
-    "response.output_text.delta",
-    "response.audio_transcript.delta",
-    "response.text.delta",
-}
+# Assistant text, by event type (GA names first, then the beta-era ones still seen). Only final
+# text is kept: deltas (most of a call's events) are never parsed, and each `.done` (or the
+# finished item) carries the whole text.
 _ASSISTANT_DONES = {
     "response.output_audio_transcript.done": "transcript",
     "response.audio_transcript.done": "transcript",
@@ -37,10 +33,8 @@ _ITEM_EVENTS = {"conversation.item.added", "conversation.item.created", "convers
 TRANSCRIPT_EVENT_TYPES = frozenset(
     {
         *_ITEM_EVENTS,
-        *_ASSISTANT_DELTAS,
         *_ASSISTANT_DONES,
         "input_audio_buffer.committed",
-        "conversation.item.input_audio_transcription.delta",
         "conversation.item.input_audio_transcription.completed",
         "conversation.item.input_audio_transcription.failed",
         "conversation.item.deleted",
@@ -67,23 +61,7 @@ class _Item:
     role: str | None = None
     kind: str | None = None
     status: Status = "pending"
-    # Text as it streams in: deltas are appended here and joined when read (a `str +=` per
-    # delta would copy the whole text each time).
-    parts: list[str] = field(default_factory=list)
-
-    @property
-    def text(self) -> str:
-        parts = self.parts
-        if len(parts) > 1:
-            parts[:] = ["".join(parts)]
-        return parts[0] if parts else ""
-
-    def add_text(self, delta: object) -> None:
-        if delta:
-            self.parts.append(str(delta))
-
-    def set_text(self, text: str) -> None:
-        self.parts = [text] if text else []
+    text: str = ""
 
 
 class Transcript:
@@ -93,12 +71,15 @@ class Transcript:
         self._items: dict[str, _Item] = {}
         self._arrivals = count()
         self._finalized: list[str] = []
+        self._ordered_entries: list[TranscriptEntry] | None = None
+        # The items in conversation order, kept up to date cheaply in the common case (each
+        # new item follows the last one) and rebuilt only after an insert elsewhere or a delete.
+        self._order: list[_Item] | None = []
+        self._awaited_parents: set[str] = set()  # previous_item_ids not seen as items yet
         self._handlers: dict[str, Callable[[dict[str, Any]], bool]] = {
             **dict.fromkeys(_ITEM_EVENTS, self._on_item_event),
-            **dict.fromkeys(_ASSISTANT_DELTAS, self._on_assistant_delta),
             **dict.fromkeys(_ASSISTANT_DONES, self._on_assistant_done),
             "input_audio_buffer.committed": self._on_committed,
-            "conversation.item.input_audio_transcription.delta": self._on_user_delta,
             "conversation.item.input_audio_transcription.completed": self._on_user_completed,
             "conversation.item.input_audio_transcription.failed": self._on_user_failed,
             "conversation.item.deleted": self._on_deleted,
@@ -111,7 +92,10 @@ class Transcript:
         handler for that type.
         """
         handler = self._handlers.get(event.get("type"))  # type: ignore[arg-type]
-        return handler is not None and handler(event)
+        if handler is None:
+            return False
+        self._ordered_entries = None
+        return handler(event)
 
     @property
     def has_finalized(self) -> bool:
@@ -131,15 +115,7 @@ class Transcript:
             return False
         node.role, node.kind = "user", "message"
         if "previous_item_id" in event:
-            node.prev = event["previous_item_id"]
-        return True
-
-    def _on_user_delta(self, event: dict[str, Any]) -> bool:
-        node = self._node(event.get("item_id"))
-        if node is None or node.status != "pending":
-            return False
-        node.role = node.role or "user"
-        node.add_text(event.get("delta"))
+            self._set_prev(node, event["previous_item_id"])
         return True
 
     def _on_user_completed(self, event: dict[str, Any]) -> bool:
@@ -150,17 +126,9 @@ class Transcript:
         if node is None:
             return False
         node.role = node.role or "user"
-        node.set_text("")
+        node.text = ""
         node.status = "failed"
         self._finalized.append(node.item_id)
-        return True
-
-    def _on_assistant_delta(self, event: dict[str, Any]) -> bool:
-        node = self._node(event.get("item_id"))
-        if node is None or node.status != "pending":
-            return False
-        node.role = node.role or "assistant"
-        node.add_text(event.get("delta"))
         return True
 
     def _on_assistant_done(self, event: dict[str, Any]) -> bool:
@@ -174,7 +142,7 @@ class Transcript:
         node.role = node.role or default_role
         if node.status != "complete":
             self._finalized.append(node.item_id)
-        node.set_text(str(text or ""))
+        node.text = str(text or "")
         node.status = "complete"
         return True
 
@@ -183,8 +151,18 @@ class Transcript:
         return True
 
     def entries(self) -> list[TranscriptEntry]:
-        """User and assistant turns, in conversation order."""
-        return [entry for node in self._ordered() if (entry := _entry(node)) is not None]
+        """User and assistant turns, in conversation order (kept until the next change)."""
+        if self._ordered_entries is None:
+            if self._order is None:
+                self._order = self._ordered()
+            self._ordered_entries = [
+                entry for node in self._order if (entry := _entry(node)) is not None
+            ]
+        return list(self._ordered_entries)
+
+    def forget_finalized(self) -> None:
+        """Drop what `take_finalized` would give (nobody is listening)."""
+        self._finalized.clear()
 
     def take_finalized(self) -> list[TranscriptEntry]:
         """Turns whose text became final (or whose transcription failed) since the last call."""
@@ -211,21 +189,46 @@ class Transcript:
         node = self._items.get(item_id)
         if node is None:
             node = self._items[item_id] = _Item(item_id, seq=next(self._arrivals))
+            if item_id in self._awaited_parents:
+                self._awaited_parents.discard(item_id)
+                self._order = None  # items that named it as their previous move under it
+            elif self._order is not None:
+                self._order.append(node)  # the latest root: last in conversation order
         return node
+
+    def _set_prev(self, node: _Item, prev: object) -> None:
+        """Place *node* after *prev*; the cached order survives when nothing moves."""
+        prev = prev if isinstance(prev, str) else None
+        if node.prev == prev:
+            return
+        was_root = node.prev not in self._items
+        node.prev = prev
+        known = prev in self._items
+        if prev is not None and not known:
+            self._awaited_parents.add(prev)
+        order = self._order
+        if order is None:
+            return
+        if known:
+            # Appended after the item just before it, with nothing after: nothing moves.
+            if not (len(order) >= 2 and order[-1] is node and order[-2] is self._items[prev]):
+                self._order = None
+        elif not was_root:
+            self._order = None
 
     def _on_item(self, item: dict[str, Any], event: dict[str, Any]) -> None:
         node = self._node(item["id"])
         if node is None:
             return
         if "previous_item_id" in event:
-            node.prev = event["previous_item_id"]
+            self._set_prev(node, event["previous_item_id"])
         node.kind = item.get("type") or node.kind
         node.role = item.get("role") or node.role
         if node.kind != "message" or node.status != "pending":
             return
         text = _content_text(item.get("content"), node.role)
         if text:
-            node.set_text(text)
+            node.text = text
             if node.role == "user" or item.get("status") == "completed":
                 node.status = "complete"
                 self._finalized.append(node.item_id)
@@ -234,6 +237,7 @@ class Transcript:
         if not isinstance(item_id, str) or item_id not in self._items:
             return
         gone = self._items.pop(item_id)
+        self._order = None
         for node in self._items.values():
             if node.prev == item_id:
                 node.prev = gone.prev

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 import trio
-from quart import Response, request, websocket
+from quart import Response, g, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
@@ -72,11 +73,19 @@ def create_simulator_app(state: SimulatorState) -> QuartTrio:
     async def record_and_inject_faults() -> Response | None:
         if not request.path.startswith("/v1/"):
             return None
-        state.record(await _recorded(request))
+        g.recorded = await _recorded(request)
+        state.record(g.recorded)
         fault = state.take_fault(request.path)
         if fault is None:
             return None
         return await _apply(fault)
+
+    @app.after_request
+    async def note_answered(response: Response) -> Response:
+        recorded = g.get("recorded")
+        if recorded is not None:
+            recorded.answered_at = time.monotonic()
+        return response
 
     @app.post("/v1/realtime/client_secrets")
     async def create_client_secret() -> JSONAnswer:

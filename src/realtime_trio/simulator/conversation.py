@@ -23,7 +23,7 @@ class Conversation:
         self.items: list[dict[str, Any]] = []
 
     def __contains__(self, item_id: object) -> bool:
-        return any(item["id"] == item_id for item in self.items)
+        return isinstance(item_id, str) and self._find(item_id) >= 0
 
     @property
     def last_id(self) -> str | None:
@@ -61,7 +61,15 @@ class Conversation:
         del self.items[self._index(item_id)]
 
     def _index(self, item_id: str) -> int:
-        for index, item in enumerate(self.items):
-            if item["id"] == item_id:
+        index = self._find(item_id)
+        if index < 0:
+            raise UnknownItem(item_id)
+        return index
+
+    def _find(self, item_id: str) -> int:
+        """The index of *item_id*, or -1; searched from the end, where the call is busy."""
+        items = self.items
+        for index in range(len(items) - 1, -1, -1):
+            if items[index]["id"] == item_id:
                 return index
-        raise UnknownItem(item_id)
+        return -1

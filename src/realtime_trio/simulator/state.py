@@ -30,15 +30,21 @@ class MintedSecret:
     session: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass
 class RecordedRequest:
-    """One request as it crossed the wire (the authorization header reduced to its first chars)."""
+    """One request as it crossed the wire (the authorization header reduced to its first chars).
+
+    `received_at` and `answered_at` (`time.monotonic()`, comparable across processes on one
+    machine) bound the simulator's own time on it, which benchmarks subtract from round trips.
+    """
 
     method: str
     path: str
     query: str
     headers: dict[str, str]
     body: Any
+    received_at: float = field(default_factory=time.monotonic)
+    answered_at: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +53,8 @@ class RecordedRequest:
             "query": self.query,
             "headers": self.headers,
             "body": self.body,
+            "receivedAt": self.received_at,
+            "answeredAt": self.answered_at,
         }
 
 
