@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from quart.globals import _cv_app, _cv_request
 
 from conftest import make_settings
 from realtime_trio.serve import serve
@@ -576,3 +577,42 @@ async def test_two_hundred_live_sessions_in_one_process(
     session_id, call_id = sessions[57]
     await sim.drive(call_id, "assistant", text="Session fifty-seven speaking.")
     await wait_until(lambda: _transcript_length(client, session_id, 1))
+
+
+def all_tasks() -> list[trio.lowlevel.Task]:
+    found, pending = [], [trio.lowlevel.current_root_task()]
+    while pending:
+        task = pending.pop()
+        found.append(task)
+        for nursery in task.child_nurseries:
+            pending.extend(nursery.child_tasks)
+    return found
+
+
+async def test_a_live_session_keeps_no_request_alive(
+    client: httpx.AsyncClient, sim: SimControl
+) -> None:
+    """Tasks started while serving a request (the session's, its sideband's, an extraction)
+    do not carry that request's context, which would hold Quart's request for their lifetime."""
+    session_id, call_id = await live_session(client, sim, enableTranscription=True)
+    await sim.drive(call_id, "user", text="My name is Ada.")
+
+    async def transcribed() -> bool:
+        entries = (await session_state(client, session_id))["transcript"]
+        return any(entry["text"] for entry in entries)
+
+    await wait_until(transcribed)
+    extracted = await client.post("/extract-profile", json={"sessionId": session_id})
+    assert extracted.status_code == 200, extracted.text
+
+    server_tasks = [
+        task
+        for task in all_tasks()
+        if task.name.startswith("realtime_trio.") and ".simulator." not in task.name
+    ]
+    names = {
+        task.name.rsplit(".", 2)[-2] + "." + task.name.rsplit(".", 1)[-1] for task in server_tasks
+    }
+    assert {"SessionManager._run_session", "Sideband.run"} <= names
+    holding = [t.name for t in server_tasks if _cv_request in t.context or _cv_app in t.context]
+    assert holding == []

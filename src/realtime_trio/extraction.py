@@ -19,6 +19,7 @@ import trio
 from pydantic import BaseModel, ValidationError
 
 from .errors import RealtimeTrioError, UpstreamError
+from .fresh_tasks import start_soon_fresh
 from .profile import cached_strict_json_schema, merge_profiles
 from .upstream import OpenAIClient
 
@@ -203,7 +204,7 @@ class ExtractionScope:
             if throttled and (left := self._cooldown_left()) > 0:
                 return CoolingDown(retry_after_seconds=left, profile=self._current_profile())
             flight = self._flight = _Flight()
-            nursery.start_soon(self._fly, flight)
+            start_soon_fresh(nursery, self._fly, flight)
         await flight.done.wait()
         return flight.outcome or Failed(ExtractionFailed("Extraction ended without a result"))
 

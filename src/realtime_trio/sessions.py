@@ -28,6 +28,7 @@ from .extraction import (
     Outcome,
     extract_profile,
 )
+from .fresh_tasks import start_fresh
 from .instructions import DEFAULT_BASE_INSTRUCTIONS, with_history
 from .plugin_api import ToolContext, ToolResult
 from .plugins import PluginRegistry
@@ -354,7 +355,7 @@ class LiveSession:
                 session_id=self.session_id,
             )
             self.sideband = sideband
-            await self._nursery.start(sideband.run)
+            await start_fresh(self._nursery, sideband.run)
             return sideband
 
     def describe(self) -> dict[str, Any]:
@@ -448,7 +449,7 @@ class SessionManager:
         self._live[record.session_id] = session
         if self._nursery is None:
             raise RuntimeError("SessionManager.run is not running")
-        await self._nursery.start(self._run_session, session)
+        await start_fresh(self._nursery, self._run_session, session)
         logger.info("session %s created (secret %s)", record.session_id, secret.prefix)
         if call_id:
             await session.attach(call_id)

@@ -13,6 +13,7 @@ peeked from the frame's first bytes, is one the host wants.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from collections.abc import Sequence
@@ -75,6 +76,17 @@ _AUTH_FAILURES = {401, 403}
 _CALL_NOT_FOUND = 404
 
 
+@functools.cache
+def _routes(wanted: frozenset[str]) -> dict[bytes, int]:
+    """What to do with each known type, as peeked from a frame; one table shared by every
+    sideband whose host wants the same types (thousands of live sessions)."""
+    return {
+        kind.encode(): _HAND_OVER if kind in wanted else _COUNT_ONLY
+        for kind in KNOWN_EVENT_TYPES
+        if kind != UPSTREAM_ERROR
+    }
+
+
 class SidebandState(StrEnum):
     IDLE = "idle"
     CONNECTING = "connecting"
@@ -133,11 +145,7 @@ class Sideband:
         # and handed over; upstream errors (which the sideband notes itself) take the general
         # path; every other known type is only counted.
         self._wanted = host.wanted_event_types
-        self._routes = {
-            kind.encode(): _HAND_OVER if kind in self._wanted else _COUNT_ONLY
-            for kind in KNOWN_EVENT_TYPES
-            if kind != UPSTREAM_ERROR
-        }
+        self._routes = _routes(self._wanted)
 
     def describe(self) -> dict[str, Any]:
         answer: dict[str, Any] = {"state": self.state.value}

@@ -117,6 +117,10 @@ class FrameSplitter:
 
     def _hand_over(self, buffer: bytes, pos: int, end: int) -> bytes | None:
         """The frame at *pos* if it is complete (or over-size); None otherwise."""
+        if pos == end:
+            # All split: hold no read's bytes while idle (thousands of sessions sit here).
+            self._buffer, self._pos, self._needed = b"", 0, 2
+            return None
         self._pos = pos
         size, length = _header(buffer, pos, end)
         if length is None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import trio
 
+from ..fresh_tasks import start_fresh
 from .calls import SimCall
 from .responses import ArmedResponses
 from .sessions import new_id
@@ -123,7 +124,8 @@ class SimulatorState:
         if self._calls_nursery is None:
             raise RuntimeError("the simulator's calls are not running (is the app serving?)")
         call = SimCall(new_id("rtc"), copy.deepcopy(session), secret=secret, clock=self.clock)
-        await self._calls_nursery.start(call.run)
+        # A fresh context: the call outlives the request that made it (see fresh_tasks).
+        await start_fresh(self._calls_nursery, call.run)
         self.calls[call.call_id] = call
         return call
 
