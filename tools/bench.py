@@ -40,6 +40,7 @@ from trio_websocket import open_websocket_url
 from bench_support import (
     SIMULATOR_KEY,
     BenchError,
+    CPUShare,
     HTTPConnection,
     Process,
     connect,
@@ -67,6 +68,9 @@ class Sizes:
     extraction_calls: int = 200
     sessions: tuple[int, ...] = (1_000, 5_000)
     trickle_seconds: float = 10.0
+    # The simulator spends ~0.2 ms of CPU sending one trickled event (Hypercorn's per-frame
+    # path): 1,000 a second keeps it well below one core, so latency is not its backlog.
+    trickle_events_per_second: float = 1_000
     mint_seconds: float = 5.0
 
 
@@ -77,6 +81,7 @@ SMOKE = Sizes(
     extraction_calls=5,
     sessions=(20,),
     trickle_seconds=0.5,
+    trickle_events_per_second=100,
     mint_seconds=0.3,
 )
 
@@ -407,10 +412,11 @@ async def _live_sessions(bench: Bench, k: int) -> dict[str, Any]:
     pid = bench.server.pid
     await _open_and_delete(bench, 20)  # warm up: imports, pools, first-use caches
     rss_start = rss_bytes(pid)
-    started = time.monotonic()
+    started, attaching = time.monotonic(), _cpu(bench)
     opened, attach_seconds = await _open_sessions(bench, k)
-    attach_all = time.monotonic() - started
+    attach_all, attach_cpu = time.monotonic() - started, attaching.result()
     rss_live = rss_bytes(pid)
+    trickling = _cpu(bench)
     async with connect(bench.simulator.url) as sim:
         trickle = await expect(
             sim,
@@ -418,11 +424,12 @@ async def _live_sessions(bench: Bench, k: int) -> dict[str, Any]:
             "/_sim/trickle",
             {
                 "seconds": bench.sizes.trickle_seconds,
-                "eventsPerSecond": max(k, 100),
+                "eventsPerSecond": bench.sizes.trickle_events_per_second,
                 "probe": NOOP,
                 "probesPerSecond": 50,
             },
         )
+    trickle_cpu = trickling.result()
     rss_trickled = rss_bytes(pid)
     await _delete_sessions(bench, [session_id for session_id, _ in opened])
     still_open = await _wait_sockets_closed(bench, {call_id for _, call_id in opened})
@@ -432,6 +439,7 @@ async def _live_sessions(bench: Bench, k: int) -> dict[str, Any]:
         "sessions": k,
         "attachAllSeconds": round(attach_all, 3),
         "attach": latency_summary(attach_seconds),
+        "attachCpu": attach_cpu,
         "rssStartMiB": round(rss_start / 2**20, 1),
         "rssLiveMiB": round(rss_live / 2**20, 1),
         "rssPerSessionKiB": round((rss_live - rss_start) / k / 1024, 1),
@@ -440,6 +448,8 @@ async def _live_sessions(bench: Bench, k: int) -> dict[str, Any]:
         "socketsLeftOpen": still_open,
         "trickle": {
             "seconds": bench.sizes.trickle_seconds,
+            "eventsPerSecond": bench.sizes.trickle_events_per_second,
+            "cpu": trickle_cpu,
             "eventsSent": trickle["eventsSent"],
             "probesSent": trickle["probesSent"],
             "probesAnswered": trickle["probesAnswered"],
@@ -505,6 +515,10 @@ async def _open_sockets(sim: HTTPConnection, call_ids: set[str]) -> int:
     )
 
 
+def _cpu(bench: Bench) -> CPUShare:
+    return CPUShare(server=bench.server.pid, simulator=bench.simulator.pid)
+
+
 def _shares(total: int, parts: int) -> list[int]:
     return [n for i in range(parts) if (n := total // parts + (i < total % parts))]
 
@@ -517,14 +531,15 @@ async def minting(bench: Bench) -> dict[str, Any]:
     figures: dict[str, Any] = {"parameters": {"seconds": seconds, "concurrency": [1, CONCURRENCY]}}
     for name, path in (("session", "/session"), ("token", "/token")):
         for concurrency in (1, CONCURRENCY):
-            figures[f"{name}.c{concurrency}"] = await _load(
-                bench.server.url, "POST", path, {}, concurrency, seconds
+            figures[f"{name}.c{concurrency}"] = await _metered_load(
+                bench, bench.server.url, "POST", path, {}, concurrency, seconds
             )
     # The server's cheapest answer (no upstream call): what Hypercorn and Quart cost per request.
-    figures["healthz.c50"] = await _load(
-        bench.server.url, "GET", "/healthz", None, CONCURRENCY, seconds
+    figures["healthz.c50"] = await _metered_load(
+        bench, bench.server.url, "GET", "/healthz", None, CONCURRENCY, seconds
     )
-    figures["simulatorClientSecrets.c50"] = await _load(
+    figures["simulatorClientSecrets.c50"] = await _metered_load(
+        bench,
         bench.simulator.url,
         "POST",
         "/v1/realtime/client_secrets",
@@ -533,6 +548,20 @@ async def minting(bench: Bench) -> dict[str, Any]:
         seconds,
         headers={"Authorization": f"Bearer {SIMULATOR_KEY}"},
     )
+    return figures
+
+
+async def _metered_load(bench: Bench, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """`_load`, with each process's CPU time per request: where the time goes."""
+    meter = _cpu(bench)
+    figures = await _load(*args, **kwargs)
+    cores = meter.result()
+    rate = figures["requestsPerSecond"] or float("nan")
+    figures["cpu"] = {
+        **cores,
+        "serverMsPerRequest": round(cores["serverCores"] / rate * 1000, 2),
+        "simulatorMsPerRequest": round(cores["simulatorCores"] / rate * 1000, 2),
+    }
     return figures
 
 

@@ -13,6 +13,7 @@ import platform
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -147,6 +148,31 @@ def rss_bytes(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) *pid* has used so far (Linux `/proc`); 0 where unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CPUShare:
+    """How busy each process was over a stretch of the run (1.0 = one core all the time)."""
+
+    def __init__(self, **pids: int) -> None:
+        self._pids = pids
+        self._start = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        self._started = time.monotonic()
+
+    def result(self) -> dict[str, float]:
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        return {
+            f"{name}Cores": round((cpu_seconds(pid) - self._start[name]) / elapsed, 2)
+            for name, pid in self._pids.items()
+        }
 
 
 def machine() -> dict[str, Any]:

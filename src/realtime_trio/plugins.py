@@ -71,8 +71,16 @@ class PluginRegistry:
         return self._tools.get(name)
 
     def definitions(self) -> list[dict[str, Any]]:
-        """Every tool as sent in `session.tools` and in the `client_secrets` session config."""
-        return [registered.tool.definition() for registered in self._tools.values()]
+        """Every tool as sent in `session.tools` and in the `client_secrets` session config.
+
+        Built once (every session sends them at least twice, and a JSON schema is not cheap to
+        generate); the dicts are shared, for serialising, not for changing.
+        """
+        return list(self._definitions)
+
+    @cached_property
+    def _definitions(self) -> tuple[dict[str, Any], ...]:
+        return tuple(registered.tool.definition() for registered in self._tools.values())
 
     def instructions(self, base: str, profile: dict[str, Any]) -> str:
         tools = [registered.tool for registered in self._tools.values()]

@@ -43,6 +43,9 @@ class ClientSecret:
         return secret_prefix(self.value)
 
 
+UPSTREAM_MAX_CONNECTIONS = 32
+
+
 class OpenAIClient:
     """Calls the upstream REST API with the server's API key.
 
@@ -61,6 +64,12 @@ class OpenAIClient:
                 settings.upstream_timeout_seconds, connect=settings.upstream_connect_timeout_seconds
             ),
             headers={"User-Agent": f"realtime-trio/{__version__}"},
+            # Keep as many connections alive as a busy replica uses at once: httpx's default
+            # (20) makes every request beyond it open a new connection, DNS lookup included.
+            limits=httpx.Limits(
+                max_connections=UPSTREAM_MAX_CONNECTIONS,
+                max_keepalive_connections=UPSTREAM_MAX_CONNECTIONS,
+            ),
         )
 
     async def __aenter__(self) -> OpenAIClient:
