@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from functools import partial
@@ -89,6 +90,9 @@ def _serve(args: argparse.Namespace) -> int:
         settings.port,
         settings.openai_base_url,
     )
+    # What start-up built (modules, plugins, schemas) lives as long as the process: keep it out
+    # of the garbage collector's full passes, which otherwise walk it again and again.
+    gc.freeze()
     trio.run(partial(serve, settings, plugins=plugins, shutdown_trigger=wait_for_stop_signal))
     return 0
 
