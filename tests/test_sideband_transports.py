@@ -145,6 +145,21 @@ async def test_a_tool_call_is_answered_exactly_once(
     assert [e["type"] for e in events].count("response.create") == 1
 
 
+async def test_the_output_and_the_next_response_create_leave_in_one_write(
+    start_server: Any, sim: SimControl
+) -> None:
+    """When the response is already done, the last call's output and `response.create` go out
+    together: the simulator reads both off the socket at the same moment."""
+    url = await start_server(sideband_transport="websockets")
+    async with httpx.AsyncClient(base_url=url, timeout=30) as app:
+        _, call_id = await live_session(app, sim)
+        result = await sim.drive(call_id, "tool-call", name="lookup_order", arguments={})
+
+    timings = result["timings"]
+    assert timings["outputReceivedAt"] is not None
+    assert timings["outputReceivedAt"] == timings["responseCreateReceivedAt"]
+
+
 async def test_a_drop_reconnects_and_resends_the_session_update(
     app: httpx.AsyncClient, sim: SimControl
 ) -> None:

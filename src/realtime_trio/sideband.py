@@ -195,14 +195,15 @@ class Sideband:
             return False
         return True
 
-    async def send(self, event: dict[str, Any], *, wait_seconds: float = 10.0) -> bool:
-        """Send a client event, waiting (bounded) through a reconnect; False if it could not."""
+    async def send(self, *events: dict[str, Any], wait_seconds: float = 10.0) -> bool:
+        """Send client events in order (one write where the transport can), waiting (bounded)
+        through a reconnect; False if it could not."""
         with trio.move_on_after(wait_seconds):
             while self.state not in (SidebandState.CLOSED, SidebandState.FAILED):
                 socket, dropped = self._socket, self._dropped
                 if socket is not None:
                     try:
-                        await socket.send(event)
+                        await socket.send(*events)
                         return True
                     except SidebandClosed:
                         await dropped.wait()  # the receive loop notices, then reconnects

@@ -54,8 +54,9 @@ class SidebandClosed(SidebandSocketError):
 class SidebandSocket(Protocol):
     """An open sideband WebSocket: one JSON event per text frame, both ways."""
 
-    async def send(self, event: dict[str, Any]) -> None:
-        """Send one client event. Raises `SidebandClosed` if the socket is gone."""
+    async def send(self, *events: dict[str, Any]) -> None:
+        """Send client events, in order, one text frame each (in one write where the transport
+        can). Raises `SidebandClosed` if the socket is gone."""
         ...
 
     async def receive_many(self) -> Sequence[bytes]:

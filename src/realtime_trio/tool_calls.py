@@ -21,9 +21,10 @@ from .tools import FunctionCall, ToolAnswer, function_call_output
 logger = logging.getLogger(__name__)
 
 Answerer = Callable[[FunctionCall], Awaitable[ToolAnswer]]
-Sender = Callable[[dict[str, Any]], Awaitable[bool]]
+Sender = Callable[..., Awaitable[bool]]  # send(*events) -> whether they went out
 
 RESPONSE_DONE_WAIT_SECONDS = 30.0
+RESPONSE_CREATE: dict[str, Any] = {"type": "response.create"}
 # Every event type `ToolCallRouter.on_event` looks at.
 TOOL_CALL_EVENT_TYPES = frozenset(
     {"response.created", "response.function_call_arguments.done", "response.done"}
@@ -119,32 +120,51 @@ class ToolCallRouter:
             # A failing tool never ends the session, and the model still gets an output.
             logger.exception("session %s: tool %s failed", self._session_id, call.name)
             answer = ToolAnswer({"ok": False, "reason": "error", "message": type(exc).__name__})
-        delivered = await self._send(function_call_output(call, answer.output))
-        if delivered:
-            for event in answer.followups:
-                await self._send(event)
-        else:
-            logger.warning(
-                "session %s: could not deliver the output of %s", self._session_id, call.call_id
-            )
-        wanted = delivered and answer.create_response
+        events = [function_call_output(call, answer.output), *answer.followups]
         if response is None:
-            if wanted:
-                await self._send({"type": "response.create"})
+            if answer.create_response:
+                events.append(RESPONSE_CREATE)
+            await self._deliver(call, events)
             return
+        if response.done.is_set() and response.calls_pending == 1 and not response.next_requested:
+            # The response is over and this is its last call: ask for the next response in the
+            # same write as the output (the usual case, and the quickest turnaround).
+            response.calls_pending = 0
+            self._finish(call, response)
+            if self._next_wanted(response, answer.create_response):
+                events.append(RESPONSE_CREATE)
+            await self._deliver(call, events)
+            return
+        delivered = await self._deliver(call, events)
         response.calls_pending -= 1
-        response.wants_response = response.wants_response or wanted
+        response.wants_response = response.wants_response or (delivered and answer.create_response)
         # Only one response may write to the conversation: wait for this one to finish. The
         # last of its calls to be answered after that asks for the next response, once.
         with trio.move_on_after(RESPONSE_DONE_WAIT_SECONDS):
             await response.done.wait()
         if response.calls_pending > 0 or response.next_requested:
             return
+        self._finish(call, response)
+        if self._next_wanted(response, False):
+            await self._send(RESPONSE_CREATE)
+
+    async def _deliver(self, call: FunctionCall, events: list[dict[str, Any]]) -> bool:
+        delivered = await self._send(*events)
+        if not delivered:
+            logger.warning(
+                "session %s: could not deliver the output of %s", self._session_id, call.call_id
+            )
+        return delivered
+
+    def _finish(self, call: FunctionCall, response: _Response) -> None:
         response.next_requested = True
         self._responses.pop(call.response_id or "", None)
-        if response.status == "cancelled" or not response.wants_response:
-            return  # the user barged in, or every tool said it triggers the next one itself
-        await self._send({"type": "response.create"})
+
+    @staticmethod
+    def _next_wanted(response: _Response, this_call_wants: bool) -> bool:
+        """Whether to ask for the next response: not after a barge-in, and only if a call's
+        tool wants the model to speak (a tool may say it triggers the next one itself)."""
+        return response.status != "cancelled" and (response.wants_response or this_call_wants)
 
 
 class _Response:

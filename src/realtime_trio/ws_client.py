@@ -70,13 +70,15 @@ class WebSocketClient:
         self._eof = False  # the server closed the TCP connection
         self._broken = False  # the stream failed: nothing more can be written
 
-    async def send(self, event: dict[str, Any]) -> None:
-        """Send one client event as a text frame. Raises `SidebandClosed` once closed."""
-        data = json.dumps(event).encode()
+    async def send(self, *events: dict[str, Any]) -> None:
+        """Send client events as text frames, in order, in one write. Raises `SidebandClosed`
+        once closed."""
+        payloads = [json.dumps(event).encode() for event in events]
         async with self._send_lock:
             if self._closed is not None or self._protocol.state is not OPEN:
                 raise SidebandClosed(*(self._closed or self._reason()))
-            self._protocol.send_text(data)
+            for data in payloads:
+                self._protocol.send_text(data)
             self._outgoing.extend(self._protocol.data_to_send())
             if not await self._write_outgoing():
                 raise SidebandClosed(*(self._closed or self._reason()))

@@ -42,10 +42,11 @@ class TrioWebSocket:
     def __init__(self, connection: WebSocketConnection) -> None:
         self._ws = connection
 
-    async def send(self, event: dict[str, Any]) -> None:
-        """Send one client event. Raises `SidebandClosed` if the socket is gone."""
+    async def send(self, *events: dict[str, Any]) -> None:
+        """Send client events in order. Raises `SidebandClosed` if the socket is gone."""
         try:
-            await self._ws.send_message(json.dumps(event))
+            for event in events:
+                await self._ws.send_message(json.dumps(event))
         except ConnectionClosed as exc:
             raise _closed(exc) from None
 

@@ -89,8 +89,8 @@ class Close:
 
 @dataclass(frozen=True)
 class Stamped:
-    """A frame whose write time matters: the sender calls `on_sent(time.monotonic())` once it
-    is written to the transport."""
+    """A frame whose write time matters: the sender calls `on_sent(time.monotonic())` just
+    before the write to the transport that carries it."""
 
     text: str
     on_sent: Callable[[float], None]
@@ -176,8 +176,9 @@ class ToolCallResult:
 
     Times are `time.monotonic()`: `sent_at` is the response's (`SimResponse.sent_at`: when its
     `response.function_call_arguments.done` and `response.done` were first written to a
-    socket); `output_received_at` and `response_create_received_at` are when the client's
-    `function_call_output` item and the `response.create` after it came off the socket.
+    socket, stamped just before the write); `output_received_at` and
+    `response_create_received_at` are when the client's `function_call_output` item and the
+    `response.create` after it came off the socket.
     """
 
     call_id: str

@@ -102,21 +102,27 @@ def _take_texts(
 async def _send_texts(websocket: Any, tap: WireTap | None, batch: list[str | Stamped]) -> None:
     """Send *batch*'s frames: one by one through ASGI, or, when several were queued together,
     encoded here and written at once through the tap (as a server writing back-to-back events
-    does; the frames are the same). Stamps each `Stamped` frame once it is written."""
+    does; the frames are the same).
+
+    Each `Stamped` frame is stamped just before the write that carries it: after the write, the
+    sender may resume only once other tasks have run (the reader among them, stamping the
+    client's answer), so a stamp taken then could make a round trip look shorter than it was;
+    taken before, a latency measured from it errs long, by the write itself, never short.
+    """
     texts = [item.text if isinstance(item, Stamped) else item for item in batch]
     if len(texts) == 1 or tap is None:
         for item, text in zip(batch, texts, strict=True):
-            await websocket.send(text)
             if isinstance(item, Stamped):
                 item.on_sent(time.monotonic())
+            await websocket.send(text)
         return
     frames = encode_text_frames(text.encode() for text in texts)
-    for chunk in frames.chunks:
-        await tap.send_raw(websocket, chunk)
     sent_at = time.monotonic()
     for item in batch:
         if isinstance(item, Stamped):
             item.on_sent(sent_at)
+    for chunk in frames.chunks:
+        await tap.send_raw(websocket, chunk)
 
 
 async def _send_raw_frames(websocket: Any, tap: WireTap | None, item: RawFrames) -> None:
