@@ -62,6 +62,10 @@ class _Item:
     kind: str | None = None
     status: Status = "pending"
     text: str = ""
+    # The entry last built for this item and what it was built from: a long conversation's
+    # entries are read often (tools, extraction, renew) and most items no longer change.
+    built: tuple[object, ...] = ()
+    entry: TranscriptEntry | None = None
 
 
 class Transcript:
@@ -261,10 +265,17 @@ class Transcript:
 
 
 def _entry(node: _Item) -> TranscriptEntry | None:
-    """The turn an item is, if it is a user or assistant message."""
-    if node.kind not in (None, "message") or node.role not in ("user", "assistant"):
-        return None
-    return TranscriptEntry(node.item_id, node.role, node.text, node.status)  # type: ignore[arg-type]
+    """The turn an item is, if it is a user or assistant message (built again only once the
+    item changed)."""
+    key = (node.kind, node.role, node.text, node.status)
+    if node.built != key:
+        node.built = key
+        node.entry = (
+            TranscriptEntry(node.item_id, node.role, node.text, node.status)  # type: ignore[arg-type]
+            if node.kind in (None, "message") and node.role in ("user", "assistant")
+            else None
+        )
+    return node.entry
 
 
 def _content_text(content: object, role: str | None) -> str:
