@@ -37,6 +37,7 @@ from typing import Any
 import trio
 from trio_websocket import open_websocket_url
 
+from bench_report import check_goals, render
 from bench_support import (
     SIMULATOR_KEY,
     BenchError,
@@ -83,17 +84,6 @@ SMOKE = Sizes(
     trickle_seconds=0.5,
     trickle_events_per_second=100,
     mint_seconds=0.3,
-)
-
-# (scenario, figure, comparison, goal): checked and printed after the run.
-GOALS = (
-    ("ingest", "serverEventsPerSecond", ">=", 250_000),
-    ("turnaround", "noop.serverAdded.p99Ms", "<", 2.0),
-    ("turnaround", "extractProfile.serverAdded.p99Ms", "<", 5.0),
-    ("sessions", "k{max}.rssPerSessionKiB", "<", 40.0),
-    ("sessions", "k{max}.trickle.latency.p99Ms", "<", 50.0),
-    ("minting", "session.c50.requestsPerSecond", ">=", 1_000),
-    ("minting", "session.c50.p99Ms", "<", 100.0),
 )
 
 
@@ -653,7 +643,7 @@ async def run(names: list[str], sizes: Sizes, server_settings: dict[str, str]) -
             continue
         async with processes(sizes, server_settings) as bench:
             report["scenarios"][name] = await scenario(bench)
-    report["goals"] = check_goals(report["scenarios"], sizes)
+    report["goals"] = check_goals(report["scenarios"], max(sizes.sessions))
     return report
 
 
@@ -664,77 +654,6 @@ async def _sessions(sizes: Sizes, server_settings: dict[str, str]) -> dict[str, 
         async with processes(sizes, server_settings) as bench:
             figures[f"k{k}"] = await _live_sessions(bench, k)
     return figures
-
-
-def check_goals(results: dict[str, Any], sizes: Sizes) -> list[dict[str, Any]]:
-    checked = []
-    for scenario, path, comparison, goal in GOALS:
-        if scenario not in results:
-            continue
-        value = _lookup(results[scenario], path.format(max=max(sizes.sessions)))
-        met = None if value is None else (value >= goal if comparison == ">=" else value < goal)
-        checked.append(
-            {
-                "figure": f"{scenario}.{path.format(max=max(sizes.sessions))}",
-                "value": value,
-                "goal": f"{comparison} {goal:,}",
-                "met": met,
-            }
-        )
-    return checked
-
-
-def _lookup(figures: dict[str, Any], path: str) -> Any:
-    """A figure by dotted path, where a key may itself contain dots (`session.c50`)."""
-    if path in figures:
-        return figures[path]
-    for key, value in figures.items():
-        if path.startswith(key + ".") and isinstance(value, dict):
-            found = _lookup(value, path[len(key) + 1 :])
-            if found is not None:
-                return found
-    return None
-
-
-def render(report: dict[str, Any]) -> str:
-    """The report as a plain table: scenario, figure, value."""
-    lines = []
-    m = report["machine"]
-    lines.append(f"{m['cores']} cores, {m['cpu']}, Python {m['python']}, trio {m['trio']}")
-    for scenario, figures in report["scenarios"].items():
-        lines.append("")
-        lines.append(scenario)
-        for path, value in _flatten(figures):
-            lines.append(f"  {path:<58} {_format(value)}")
-    lines.append("")
-    lines.append("goals")
-    for goal in report["goals"]:
-        verdict = {True: "met", False: "NOT MET", None: "no figure"}[goal["met"]]
-        lines.append(
-            f"  {goal['figure']:<50} {_format(goal['value']):>12}  {goal['goal']:<12} {verdict}"
-        )
-    return "\n".join(lines)
-
-
-def _flatten(figures: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    rows = []
-    for key, value in figures.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict) and value and key != "failures":
-            rows.extend(_flatten(value, path + "."))
-        else:
-            rows.append((path, value))
-    return rows
-
-
-def _format(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.3f}".rstrip("0").rstrip(".")
-    return str(value)
 
 
 def main(argv: list[str] | None = None) -> int:
