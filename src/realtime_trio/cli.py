@@ -108,6 +108,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_level.upper())
     state = SimulatorState(api_keys=tuple(args.api_keys or (DEFAULT_API_KEY,)))
+    gc.freeze()  # the SDK's types and the rest of start-up: out of the collector's full passes
     logger.info("OpenAI Realtime simulator on http://%s:%d/v1", args.host, args.port)
     trio.run(
         partial(
