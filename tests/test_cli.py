@@ -63,6 +63,7 @@ async def test_serve_runs_logs_and_stops_cleanly_on_sigterm(
 
     log = "".join(seen)
     assert "received SIGTERM, shutting down" in log
+    assert log.count("SERVER_API_KEYS is not set: every endpoint is open") == 1
     assert DEFAULT_API_KEY not in log
     assert response.json()["clientSecret"] not in log
     assert response.json()["clientSecret"][:7] + "…" in log

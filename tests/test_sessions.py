@@ -13,6 +13,7 @@ from quart.globals import _cv_app, _cv_request
 
 from conftest import make_settings
 from realtime_trio.serve import serve
+from realtime_trio.sessions import is_session_id, new_session_id
 from realtime_trio.simulator import DEFAULT_API_KEY, Fault, RunningSimulator
 from sim_client import (
     SimControl,
@@ -616,3 +617,23 @@ async def test_a_live_session_keeps_no_request_alive(
     assert {"SessionManager._run_session", "Sideband.run"} <= names
     holding = [t.name for t in server_tasks if _cv_request in t.context or _cv_app in t.context]
     assert holding == []
+
+
+def test_only_ids_of_the_form_the_server_makes_are_looked_up() -> None:
+    assert all(is_session_id(new_session_id()) for _ in range(200))
+    for malformed in ["", "nope", "a" * 31, "a" * 33, "a" * 10_000, "../" + "a" * 29, "é" * 32]:
+        assert not is_session_id(malformed), malformed
+    assert not is_session_id(None)
+
+
+@pytest.mark.parametrize("session_id", ["a" * 10_000, "not.an.id", "a" * 32])
+async def test_a_malformed_or_unknown_id_is_404_whatever_its_form(
+    client: httpx.AsyncClient, session_id: str
+) -> None:
+    for response in (
+        await client.get(f"/session/{session_id}"),
+        await client.post("/session/renew", json={"sessionId": session_id}),
+        await client.post("/extract-profile", json={"sessionId": session_id}),
+    ):
+        assert response.status_code == 404, response.text
+        assert response.json() == {"error": "Unknown sessionId", "code": "unknown_session"}

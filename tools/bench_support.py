@@ -134,6 +134,7 @@ def server_env(simulator: Process, **settings: object) -> dict[str, str]:
         "PLUGIN_ENTRY_POINTS": "false",
         "EXTRACTION_COOLDOWN_SECONDS": "0",
         "LOG_LEVEL": "WARNING",
+        "SERVER_API_KEYS": "",  # open: the bench's own loopback server
     }
     env.update({name.upper(): str(value) for name, value in settings.items()})
     return env

@@ -43,8 +43,15 @@ def _steps(args: argparse.Namespace) -> list[dict[str, Any]] | None:
 
 async def run(args: argparse.Namespace) -> Any:
     saved = json.loads(args.state.read_text()) if args.state.exists() else {}
-    async with httpx.AsyncClient(timeout=30) as http:
-        app = AppClient(http, server=args.server.rstrip("/"), simulator=args.simulator.rstrip("/"))
+    server = args.server.rstrip("/")
+
+    async def add_api_key(request: httpx.Request) -> None:
+        # Only to the server, never to the simulator (whose calls carry their own credential).
+        if args.api_key and str(request.url).startswith(server + "/"):
+            request.headers.setdefault("Authorization", f"Bearer {args.api_key}")
+
+    async with httpx.AsyncClient(timeout=30, event_hooks={"request": [add_api_key]}) as http:
+        app = AppClient(http, server=server, simulator=args.simulator.rstrip("/"))
         runner = ScriptRunner(app)
         if args.command == "session":
             await runner.connect()
@@ -78,6 +85,7 @@ async def run(args: argparse.Namespace) -> Any:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", default="http://127.0.0.1:3001", help="the server's base URL")
+    parser.add_argument("--api-key", help="one of the server's SERVER_API_KEYS, if it has any")
     parser.add_argument(
         "--simulator", default="http://127.0.0.1:8100", help="the simulator's root URL (no /v1)"
     )

@@ -17,6 +17,7 @@ import httpx
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", default="http://127.0.0.1:3001", help="the server's base URL")
+    parser.add_argument("--api-key", help="one of the server's SERVER_API_KEYS, if it has any")
     parser.add_argument("--model", help="realtime model (the server's default if absent)")
     parser.add_argument("--voice", help="output voice; without one the session is text-only")
     parser.add_argument("--transcription", action="store_true", help="set enableTranscription")
@@ -34,7 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None
     }
     try:
-        response = httpx.post(f"{args.server.rstrip('/')}/token", json=body, timeout=30)
+        headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+        response = httpx.post(
+            f"{args.server.rstrip('/')}/token", json=body, headers=headers, timeout=30
+        )
     except httpx.HTTPError as exc:
         print(f"could not reach {args.server}: {exc}", file=sys.stderr)
         return 2

@@ -14,8 +14,9 @@ from werkzeug.exceptions import HTTPException
 from . import api
 from ._version import __version__
 from .access_log import AccessLogMiddleware
+from .client_auth import authorize
 from .config import Settings
-from .errors import RealtimeTrioError
+from .errors import RealtimeTrioError, Unauthorized
 from .request import ApiRequest
 from .services import EXTENSION_KEY, Services
 from .sessions import SessionManager
@@ -54,6 +55,12 @@ def create_app(
         settings=settings, upstream=upstream, sessions=sessions
     )
     app.register_blueprint(api.blueprint)
+    keys = settings.client_api_keys()
+
+    @app.before_request
+    async def require_api_key() -> None:
+        authorize(request.method, request.path, request.headers.get("Authorization"), keys)
+
     _register_error_handlers(app)
     app.asgi_app = AccessLogMiddleware(app.asgi_app)  # type: ignore[method-assign]
     return app
@@ -63,7 +70,9 @@ def _register_error_handlers(app: QuartTrio) -> None:
     """Every error leaves as JSON `{"error": str, "code": str}`; none as a traceback."""
 
     @app.errorhandler(RealtimeTrioError)
-    async def our_error(exc: RealtimeTrioError) -> JSONAnswer:
+    async def our_error(exc: RealtimeTrioError) -> Any:
+        if isinstance(exc, Unauthorized):
+            return exc.body(), exc.status, {"WWW-Authenticate": "Bearer"}
         return exc.body(), exc.status
 
     @app.errorhandler(RequestSchemaValidationError)

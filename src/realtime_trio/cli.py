@@ -83,6 +83,11 @@ def _serve(args: argparse.Namespace) -> int:
         logger.warning(
             "OPENAI_API_KEY is not configured: endpoints that need upstream will answer 503"
         )
+    if not settings.client_api_keys():
+        logger.warning(
+            "SERVER_API_KEYS is not set: every endpoint is open to anyone who can reach this "
+            "server (fine behind a gateway that authenticates clients; set it otherwise)"
+        )
     logger.info(
         "realtime-trio %s on %s:%d, upstream %s",
         __version__,

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     upstream_connect_timeout_seconds: float = Field(
         default=5, gt=0, description="Deadline for opening a connection to the upstream."
     )
+    server_api_keys: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated keys; when set, every endpoint but /healthz needs "
+        "`Authorization: Bearer <one of them>`.",
+    )
     max_request_body_bytes: int = Field(
         default=65536, gt=0, description="Larger request bodies are refused with 413."
     )
@@ -109,6 +114,11 @@ class Settings(BaseSettings):
         """The sideband WebSocket endpoint: the REST base with http->ws and https->wss."""
         scheme, rest = self.openai_base_url.split("://", 1)
         return f"{'wss' if scheme == 'https' else 'ws'}://{rest}/realtime"
+
+    def client_api_keys(self) -> tuple[str, ...]:
+        """The keys `SERVER_API_KEYS` lists (none: the endpoints are open)."""
+        raw = self.server_api_keys.get_secret_value() if self.server_api_keys else ""
+        return tuple(key.strip() for key in raw.split(",") if key.strip())
 
     def sideband_url(self, call_id: str) -> str:
         """Where the sideband for a WebRTC call attaches (`?call_id=` joins an existing call)."""

@@ -418,6 +418,7 @@ async def run_demo(
             realtime_plugins=",".join(str(p) for p in plugin_paths),
             plugin_entry_points=False,
             extraction_cooldown_seconds=0,
+            server_api_keys=None,  # the demo's own loopback server, played by the demo itself
         )
         try:
             plugins = load_plugins(settings)

@@ -4,6 +4,7 @@
      +-- BadRequest                     400   invalid_request (names the field)
      |    +-- InvalidJSON               400   invalid_json
      |    +-- MissingField              400   missing_field ("sessionId is required")
+     +-- Unauthorized                   401   unauthorized
      +-- NotFound                       404   not_found
      |    +-- UnknownSession            404   unknown_session ("Unknown sessionId")
      +-- RenewInProgress                429   renew_in_progress
@@ -76,6 +77,13 @@ class InvalidJSON(BadRequest):
 
 class MissingField(BadRequest):
     code = "missing_field"
+
+
+class Unauthorized(RealtimeTrioError):
+    """No valid `Authorization: Bearer <key>` where `SERVER_API_KEYS` asks for one."""
+
+    status = 401
+    code = "unauthorized"
 
 
 class NotFound(RealtimeTrioError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -53,6 +54,15 @@ GRACEFUL_CLOSE_SECONDS = 3.0
 def new_session_id() -> str:
     """An unguessable session id: 192 random bits, URL-safe."""
     return secrets.token_urlsafe(24)
+
+
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{32}")
+
+
+def is_session_id(value: object) -> bool:
+    """Whether *value* has the form of an id `new_session_id` makes (checked before any
+    lookup: a malformed id is unknown without touching the store)."""
+    return isinstance(value, str) and _SESSION_ID.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)
@@ -407,7 +417,7 @@ class SessionManager:
             await trio.sleep_forever()
 
     def get(self, session_id: str) -> LiveSession:
-        session = self._live.get(session_id)
+        session = self._live.get(session_id) if is_session_id(session_id) else None
         if session is None:
             raise UnknownSession()
         return session
@@ -483,7 +493,7 @@ class SessionManager:
 
     async def end(self, session_id: str) -> bool:
         """End a session and wait until its sideband is closed; False for an unknown id."""
-        session = self._live.get(session_id)
+        session = self._live.get(session_id) if is_session_id(session_id) else None
         if session is None:
             return False
         await session.end()
