@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from quart import request
+from quart_cors import cors
 from quart_schema import QuartSchema, RequestSchemaValidationError
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
@@ -23,6 +24,8 @@ from .sessions import SessionManager
 from .upstream import OpenAIClient
 
 logger = logging.getLogger(__name__)
+
+CORS_MAX_AGE_SECONDS = 600
 
 JSONAnswer = tuple[dict[str, Any], int]
 
@@ -61,6 +64,16 @@ def create_app(
     async def require_api_key() -> None:
         authorize(request.method, request.path, request.headers.get("Authorization"), keys)
 
+    if origins := settings.cors_origins():
+        # Browsers only; the mobile apps need none of it. Preflights carry no credentials and
+        # pass the API-key check; what they allow is exactly the API's methods and headers.
+        cors(
+            app,
+            allow_origin="*" if "*" in origins else list(origins),
+            allow_headers=["Authorization", "Content-Type"],
+            allow_methods=["GET", "POST", "DELETE"],
+            max_age=CORS_MAX_AGE_SECONDS,
+        )
     _register_error_handlers(app)
     app.asgi_app = AccessLogMiddleware(app.asgi_app)  # type: ignore[method-assign]
     return app

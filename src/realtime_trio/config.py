@@ -57,6 +57,10 @@ class Settings(BaseSettings):
         description="Comma-separated keys; when set, every endpoint but /healthz needs "
         "`Authorization: Bearer <one of them>`.",
     )
+    cors_allow_origins: str = Field(
+        default="",
+        description="Comma-separated origins browsers may call from (CORS); empty: CORS off.",
+    )
     max_request_body_bytes: int = Field(
         default=65536, gt=0, description="Larger request bodies are refused with 413."
     )
@@ -119,6 +123,10 @@ class Settings(BaseSettings):
         """The keys `SERVER_API_KEYS` lists (none: the endpoints are open)."""
         raw = self.server_api_keys.get_secret_value() if self.server_api_keys else ""
         return tuple(key.strip() for key in raw.split(",") if key.strip())
+
+    def cors_origins(self) -> tuple[str, ...]:
+        """The origins `CORS_ALLOW_ORIGINS` lists (none: no CORS headers at all)."""
+        return tuple(o.strip() for o in self.cors_allow_origins.split(",") if o.strip())
 
     def sideband_url(self, call_id: str) -> str:
         """Where the sideband for a WebRTC call attaches (`?call_id=` joins an existing call)."""
