@@ -637,3 +637,29 @@ async def test_a_malformed_or_unknown_id_is_404_whatever_its_form(
     ):
         assert response.status_code == 404, response.text
         assert response.json() == {"error": "Unknown sessionId", "code": "unknown_session"}
+
+
+async def test_beyond_max_sessions_a_new_session_is_503_until_one_ends(start_server: Any) -> None:
+    url = await start_server(max_sessions=2)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        # A burst: the slots are held while secrets are minted, so it cannot overshoot.
+        answers: list[httpx.Response] = []
+        async with trio.open_nursery() as nursery:
+            for _ in range(5):
+                nursery.start_soon(lambda: _post_session(client, answers))
+        statuses = sorted(r.status_code for r in answers)
+        refused = next(r for r in answers if r.status_code == 503)
+        first = next(r for r in answers if r.status_code == 200).json()["sessionId"]
+        assert (await client.delete(f"/session/{first}")).status_code == 204
+        after_one_ended = await client.post("/session", json={})
+
+    assert statuses == [200, 200, 503, 503, 503]
+    assert refused.json() == {
+        "error": "This server already holds its maximum of 2 sessions; end one or try again later",
+        "code": "session_limit",
+    }
+    assert after_one_ended.status_code == 200
+
+
+async def _post_session(client: httpx.AsyncClient, answers: list[httpx.Response]) -> None:
+    answers.append(await client.post("/session", json={}))

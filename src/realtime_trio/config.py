@@ -61,6 +61,9 @@ class Settings(BaseSettings):
         default="",
         description="Comma-separated origins browsers may call from (CORS); empty: CORS off.",
     )
+    max_sessions: int = Field(
+        default=10_000, gt=0, description="Live sessions one server holds; beyond it, 503."
+    )
     max_request_body_bytes: int = Field(
         default=65536, gt=0, description="Larger request bodies are refused with 413."
     )

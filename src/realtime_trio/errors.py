@@ -8,6 +8,7 @@
      +-- NotFound                       404   not_found
      |    +-- UnknownSession            404   unknown_session ("Unknown sessionId")
      +-- RenewInProgress                429   renew_in_progress
+     +-- SessionLimitReached            503   session_limit
      +-- UpstreamError                  502   upstream_error
           +-- UpstreamNotConfigured     503   not_configured
           +-- UpstreamUnreachable       502   upstream_unreachable
@@ -111,6 +112,13 @@ class UpstreamError(RealtimeTrioError):
 
     status = 502
     code = "upstream_error"
+
+
+class SessionLimitReached(RealtimeTrioError):
+    """`MAX_SESSIONS` sessions are live on this server: a new one would go beyond it."""
+
+    status = 503
+    code = "session_limit"
 
 
 class UpstreamNotConfigured(UpstreamError):

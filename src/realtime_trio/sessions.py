@@ -21,7 +21,7 @@ import trio
 from pydantic import ValidationError
 
 from .config import Settings
-from .errors import RenewInProgress, UnknownSession
+from .errors import RenewInProgress, SessionLimitReached, UnknownSession
 from .extraction import (
     ExtractionScope,
     Failed,
@@ -403,6 +403,7 @@ class SessionManager:
         self._store = store
         self.plugins = plugins
         self._live: dict[str, LiveSession] = {}
+        self._creating = 0  # sessions being created (their secrets being minted)
         self._nursery: trio.Nursery | None = None
 
     def __len__(self) -> int:
@@ -435,6 +436,21 @@ class SessionManager:
         """
         if previous_session_id:
             await self.end(previous_session_id)
+        settings = self._settings
+        if len(self._live) + self._creating >= settings.max_sessions:
+            raise SessionLimitReached(
+                f"This server already holds its maximum of {settings.max_sessions} sessions; "
+                "end one or try again later"
+            )
+        self._creating += 1  # a slot held while the secret is minted, so bursts cannot overshoot
+        try:
+            return await self._create(options, call_id=call_id)
+        finally:
+            self._creating -= 1
+
+    async def _create(
+        self, options: SessionOptions, *, call_id: str | None
+    ) -> tuple[LiveSession, ClientSecret]:
         settings = self._settings
         record = SessionRecord(
             session_id=new_session_id(),
