@@ -457,3 +457,38 @@ def test_a_missing_plugin_module_is_named(tmp_path: Path) -> None:
         "plugin 'no_such_plugin_module' failed to load: ModuleNotFoundError: "
         "No module named 'no_such_plugin_module'"
     )
+
+
+class Chatty:
+    """A plugin whose tool answers with as many bytes as it is asked for."""
+
+    class Size(BaseModel):
+        size: int
+
+    async def talk(self, context: ToolContext, arguments: Chatty.Size) -> dict[str, Any]:
+        return {"ok": True, "text": "x" * arguments.size}
+
+    @hookimpl
+    def rt_register_tools(self) -> list[Tool]:
+        return [Tool(name="talk", description="Talks.", handler=self.talk, parameters=self.Size)]
+
+
+async def test_an_output_over_the_limit_becomes_an_error_and_the_session_lives_on(
+    start_server: Any, sim: SimControl
+) -> None:
+    plugins = load_plugins(make_settings(), extra=[Chatty()])
+    url = await start_server(plugins=plugins, tool_output_max_bytes=1_000)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        session_id, call_id = await live_session(client, sim)
+        big = await sim.drive(call_id, "tool-call", name="talk", arguments={"size": 5_000})
+        small = await sim.drive(call_id, "tool-call", name="talk", arguments={"size": 10})
+        state = await session_state(client, session_id)
+
+    assert json.loads(big["output"]) == {
+        "ok": False,
+        "reason": "output_too_large",
+        "message": "The tool 'talk' returned 5024 bytes, more than the limit of 1000.",
+    }
+    assert big["responseCreated"] is True
+    assert json.loads(small["output"]) == {"ok": True, "text": "x" * 10}
+    assert state["sideband"]["state"] == "connected"

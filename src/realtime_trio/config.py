@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     tool_timeout_seconds: float = Field(
         default=10, gt=0, description="How long a tool's handler may run before it is cut off."
     )
+    tool_output_max_bytes: int = Field(
+        default=65_536,
+        gt=0,
+        description="Largest tool output (as JSON) sent to the model; a larger one becomes an "
+        "error output.",
+    )
     base_instructions: str | None = Field(
         default=None, description="Base instructions of a session that brings none of its own."
     )

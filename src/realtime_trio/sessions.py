@@ -242,7 +242,7 @@ class LiveSession:
         else:
             output, create_response = result, True
         try:
-            json.dumps(output)
+            size = len(json.dumps(output).encode())
         except (TypeError, ValueError):
             logger.error(
                 "session %s: tool %s returned an output that is not JSON",
@@ -251,6 +251,21 @@ class LiveSession:
             )
             message = f"The tool {tool.name!r} returned an output that is not JSON."
             return {"ok": False, "reason": "error", "message": message}, True
+        limit = self._settings.tool_output_max_bytes
+        if size > limit:
+            # Cut JSON would not parse and a huge item fills the model's context: say so instead.
+            logger.warning(
+                "session %s: tool %s of plugin %s returned %d bytes, over the %d-byte limit",
+                self.session_id,
+                tool.name,
+                registered.plugin,
+                size,
+                limit,
+            )
+            message = (
+                f"The tool {tool.name!r} returned {size} bytes, more than the limit of {limit}."
+            )
+            return {"ok": False, "reason": "output_too_large", "message": message}, True
         return output, create_response
 
     # -- what a ToolContext may do -----------------------------------------------------------
