@@ -56,6 +56,7 @@ from bench_support import (
     simulator_argv,
 )
 from realtime_trio.demo import SDP_OFFER
+from realtime_trio.sideband_socket import open_sideband_socket
 
 NOOP = {"name": "bench_noop", "arguments": {}}
 CONCURRENCY = 50
@@ -183,7 +184,7 @@ async def ingest(bench: Bench) -> dict[str, Any]:
         "transcriptEntries": len(view.get("transcript") or []),
         "simulatorSendEventsPerSecond": round(drain),
         "bareTrioWebsocketEventsPerSecond": round(trio_websocket_rate),
-        "bareTransportEventsPerSecond": round(transport_rate) if transport_rate else None,
+        "bareTransportEventsPerSecond": round(transport_rate),
         "serverOverBareTrioWebsocket": round(server_rate / trio_websocket_rate, 2),
     }
 
@@ -247,25 +248,16 @@ async def _trio_websocket_ceiling(bench: Bench, n: int) -> float:
             max_message_size=1 << 24,
         ) as ws:
             await ws.get_message()  # session.created
-            async with trio.open_nursery() as nursery:
-                answer: dict[str, Any] = {}
 
-                async def blast() -> None:
-                    answer.update(await _blast(sim, call_id, n))
+            async def one() -> int:
+                await ws.get_message()
+                return 1
 
-                nursery.start_soon(blast)
-                for _ in range(n):
-                    await ws.get_message()
-                done = time.monotonic()
-    return n / (done - answer["firstSentAt"])
+            return await _reading_rate(sim, call_id, n, one)
 
 
-async def _transport_ceiling(bench: Bench, n: int) -> float | None:
+async def _transport_ceiling(bench: Bench, n: int) -> float:
     """The server's own sideband transport, bare: frames read per second, nothing handled."""
-    try:
-        from realtime_trio.sideband_socket import open_sideband_socket
-    except ImportError:
-        return None
     async with connect(bench.simulator.url) as sim:
         call_id = await simulator_call(sim)
         async with open_sideband_socket(
@@ -275,17 +267,29 @@ async def _transport_ceiling(bench: Bench, n: int) -> float | None:
             connect_timeout=10,
         ) as socket:
             await socket.receive_many()  # session.created
-            async with trio.open_nursery() as nursery:
-                answer: dict[str, Any] = {}
 
-                async def blast() -> None:
-                    answer.update(await _blast(sim, call_id, n))
+            async def batch() -> int:
+                return len(await socket.receive_many())
 
-                nursery.start_soon(blast)
-                received = 0
-                while received < n:
-                    received += len(await socket.receive_many())
-                done = time.monotonic()
+            return await _reading_rate(sim, call_id, n, batch)
+
+
+async def _reading_rate(
+    sim: HTTPConnection, call_id: str, n: int, read: Callable[[], Awaitable[int]]
+) -> float:
+    """Blast *n* events at *call_id* and *read* (how many messages each call took) until all
+    arrived: events per second from the simulator's first byte to the last event read."""
+    async with trio.open_nursery() as nursery:
+        answer: dict[str, Any] = {}
+
+        async def blast() -> None:
+            answer.update(await _blast(sim, call_id, n))
+
+        nursery.start_soon(blast)
+        received = 0
+        while received < n:
+            received += await read()
+        done = time.monotonic()
     return n / (done - answer["firstSentAt"])
 
 

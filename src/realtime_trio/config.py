@@ -130,16 +130,20 @@ class Settings(BaseSettings):
 
     def client_api_keys(self) -> tuple[str, ...]:
         """The keys `SERVER_API_KEYS` lists (none: the endpoints are open)."""
-        raw = self.server_api_keys.get_secret_value() if self.server_api_keys else ""
-        return tuple(key.strip() for key in raw.split(",") if key.strip())
+        return comma_list(self.server_api_keys.get_secret_value() if self.server_api_keys else "")
 
     def cors_origins(self) -> tuple[str, ...]:
         """The origins `CORS_ALLOW_ORIGINS` lists (none: no CORS headers at all)."""
-        return tuple(o.strip() for o in self.cors_allow_origins.split(",") if o.strip())
+        return comma_list(self.cors_allow_origins)
 
     def sideband_url(self, call_id: str) -> str:
         """Where the sideband for a WebRTC call attaches (`?call_id=` joins an existing call)."""
         return f"{self.realtime_ws_url}?{urlencode({'call_id': call_id})}"
+
+
+def comma_list(raw: str) -> tuple[str, ...]:
+    """The items of a comma-separated setting, trimmed, empty ones left out."""
+    return tuple(item for item in (part.strip() for part in raw.split(",")) if item)
 
 
 class SettingsError(Exception):

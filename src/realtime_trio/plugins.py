@@ -26,7 +26,7 @@ import pluggy
 from pydantic import BaseModel
 
 from . import builtin_tools, hookspecs
-from .config import Settings
+from .config import Settings, comma_list
 from .instructions import build_instructions
 from .plugin_api import Tool
 from .profile import Profile
@@ -135,9 +135,8 @@ def load_plugins(settings: Settings, *, extra: Iterable[object] = ()) -> PluginR
                     f"{type(exc).__name__}: {exc}"
                 ) from None
             _register(manager, plugin, entry_point.name)
-    for spec in (part.strip() for part in settings.realtime_plugins.split(",")):
-        if spec:
-            _register(manager, _import(spec), spec)
+    for spec in comma_list(settings.realtime_plugins):
+        _register(manager, _import(spec), spec)
     for plugin in extra:
         _register(manager, plugin, getattr(plugin, "name", None) or type(plugin).__name__)
     registry = PluginRegistry(manager, _collect_tools(manager))

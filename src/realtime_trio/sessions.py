@@ -433,10 +433,14 @@ class SessionManager:
             await trio.sleep_forever()
 
     def get(self, session_id: str) -> LiveSession:
-        session = self._live.get(session_id) if is_session_id(session_id) else None
+        session = self._find(session_id)
         if session is None:
             raise UnknownSession()
         return session
+
+    def _find(self, session_id: str) -> LiveSession | None:
+        """The live session *session_id* names; a malformed id is not even looked up."""
+        return self._live.get(session_id) if is_session_id(session_id) else None
 
     async def create(
         self,
@@ -524,7 +528,7 @@ class SessionManager:
 
     async def end(self, session_id: str) -> bool:
         """End a session and wait until its sideband is closed; False for an unknown id."""
-        session = self._live.get(session_id) if is_session_id(session_id) else None
+        session = self._find(session_id)
         if session is None:
             return False
         await session.end()

@@ -114,6 +114,23 @@ async def open_stream(url: str) -> trio.abc.Stream:
     return await trio.open_tcp_stream(host, port)
 
 
+async def close_stream(stream: trio.abc.AsyncResource) -> None:
+    """Close *stream* whatever happened, even from a cancelled scope, within a bounded time.
+
+    Shielded: an unshielded await in a cancelled scope's cleanup would replace the error in
+    flight with a Cancelled (that a nursery may then swallow).
+    """
+    with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_SECONDS):
+        await stream.aclose()
+
+
+def unreachable(cause: BaseException, token: str) -> SidebandUnreachable:
+    """A failed connection attempt, said without the token: a timeout, or *cause*'s words."""
+    if isinstance(cause, trio.TooSlowError):
+        return SidebandUnreachable("no connection within the connect timeout")
+    return SidebandUnreachable(redact(f"{type(cause).__name__}: {cause}", token))
+
+
 def rejection_message(body: bytes | None, token: str) -> str:
     """Upstream's own error message from a refused handshake's body, when it has one."""
     try:

@@ -22,15 +22,16 @@ from websockets.frames import Opcode
 from websockets.protocol import OPEN
 from websockets.uri import parse_uri
 
-from .errors import redact
 from .sideband_socket import (
     CLOSE_TIMEOUT_SECONDS,
     NORMAL_CLOSURE,
     SidebandClosed,
     SidebandRejected,
     SidebandUnreachable,
+    close_stream,
     open_stream,
     rejection_message,
+    unreachable,
 )
 from .ws_frames import FrameSplitter
 
@@ -248,10 +249,7 @@ async def open_websocket_client(
         finally:
             await client.aclose()
     finally:
-        # Ours to close, whatever happened (a refused handshake leaves it open). Shielded, so a
-        # Cancelled cannot replace the error in flight.
-        with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_SECONDS):
-            await stream.aclose()
+        await close_stream(stream)  # ours to close, whatever happened (a refusal leaves it open)
 
 
 async def _handshake(
@@ -298,8 +296,5 @@ def _refused(exc: Exception, token: str) -> Exception:
 
 
 def _unreachable(exc: BaseException, token: str) -> SidebandUnreachable:
-    if isinstance(exc, trio.TooSlowError):
-        return SidebandUnreachable("no connection within the connect timeout")
     cause = exc.__cause__ if isinstance(exc, InvalidHandshake | trio.BrokenResourceError) else exc
-    cause = cause or exc
-    return SidebandUnreachable(redact(f"{type(cause).__name__}: {cause}", token))
+    return unreachable(cause or exc, token)

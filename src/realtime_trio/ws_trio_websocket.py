@@ -22,16 +22,16 @@ from trio_websocket import (
     wrap_client_stream,
 )
 
-from .errors import redact
 from .sideband_socket import (
     CLOSE_TIMEOUT_SECONDS,
     NORMAL_CLOSURE,
     SidebandClosed,
     SidebandRejected,
     SidebandSocketError,
-    SidebandUnreachable,
+    close_stream,
     open_stream,
     rejection_message,
+    unreachable,
 )
 
 
@@ -104,11 +104,7 @@ async def open_trio_websocket(
                 finally:
                     await socket.aclose()
             finally:
-                # Ours to close, whatever happened (a refused handshake leaves it open). Shielded:
-                # an unshielded await here, in a cancelled scope, would replace the error in
-                # flight with a Cancelled that the nursery then swallows.
-                with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_SECONDS):
-                    await stream.aclose()
+                await close_stream(stream)  # ours to close, whatever happened (a refusal too)
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         raise _single_error(group, token) from None
@@ -132,12 +128,11 @@ def _translated(exc: BaseException, token: str) -> BaseException:
     if isinstance(exc, SidebandSocketError):
         return exc
     if isinstance(exc, trio.TooSlowError):
-        return SidebandUnreachable("no connection within the connect timeout")
+        return unreachable(exc, token)
     if isinstance(exc, ConnectionRejected):
         return SidebandRejected(exc.status_code, rejection_message(exc.body, token))
     if isinstance(exc, HandshakeError | OSError):
-        cause = exc.__cause__ or exc
-        return SidebandUnreachable(redact(f"{type(cause).__name__}: {cause}", token))
+        return unreachable(exc.__cause__ or exc, token)
     return exc
 
 
