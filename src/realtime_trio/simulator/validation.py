@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import typing
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -236,13 +236,12 @@ def check_response(body: dict[str, Any]) -> None:
     Raises:
         AssertionError: naming what is wrong (a simulator bug).
     """
-    try:
-        model = Response.model_validate(body)
-    except ValidationError as exc:
-        raise AssertionError(f"the response does not match the SDK: {exc}") from None
-    extras = [p for p in undeclared_keys(model) if p not in _RESPONSE_UNDECLARED_BUT_SENT]
-    if extras:
-        raise AssertionError(f"the response has keys the SDK does not declare: {extras}")
+    _check_sdk_shape(
+        Response.model_validate,
+        body,
+        what="the response",
+        sent_anyway=_RESPONSE_UNDECLARED_BUT_SENT,
+    )
     if "output_text" in body:
         raise AssertionError("output_text is the SDK's property, not a field of the API")
 
@@ -308,13 +307,21 @@ def check_server_event(event: dict[str, Any]) -> None:
     adapter = _SERVER_EVENT_ADAPTERS.get(kind) if isinstance(kind, str) else None
     if adapter is None:
         raise AssertionError(f"not a server event type of the SDK: {kind!r}")
+    _check_sdk_shape(adapter.validate_python, event, what=kind, sent_anyway=_UNDECLARED_BUT_SENT)
+
+
+def _check_sdk_shape(
+    validate: Callable[[Any], Any], value: Any, *, what: str, sent_anyway: Collection[str]
+) -> None:
+    """Assert *value* validates as the SDK's model and holds no key it does not declare (but
+    those the real API is known to send anyway)."""
     try:
-        model = adapter.validate_python(event)
+        model = validate(value)
     except ValidationError as exc:
-        raise AssertionError(f"{kind} does not match the SDK: {exc}") from None
-    extras = [path for path in undeclared_keys(model) if path not in _UNDECLARED_BUT_SENT]
+        raise AssertionError(f"{what} does not match the SDK: {exc}") from None
+    extras = [path for path in undeclared_keys(model) if path not in sent_anyway]
     if extras:
-        raise AssertionError(f"{kind} has keys the SDK does not declare: {extras}")
+        raise AssertionError(f"{what} has keys the SDK does not declare: {extras}")
 
 
 def undeclared_keys(value: Any, path: str = "") -> Iterator[str]:
