@@ -64,6 +64,61 @@ class Settings(BaseSettings):
     max_sessions: int = Field(
         default=10_000, gt=0, description="Live sessions one server holds; beyond it, 503."
     )
+    rate_limit_per_minute: int = Field(
+        default=0,
+        ge=0,
+        description="Requests a client may make per minute to /token, /session, /session/renew "
+        "and /extract-profile (token bucket); 0 turns rate limiting off.",
+    )
+    rate_limit_burst: int = Field(
+        default=0,
+        ge=0,
+        description="Requests a client may make at once before the per-minute rate applies; "
+        "0 means the same as RATE_LIMIT_PER_MINUTE.",
+    )
+    trust_x_forwarded_for: bool = Field(
+        default=False,
+        description="Identify clients without an API key by the last X-Forwarded-For address "
+        "(only behind a proxy that sets it) instead of the connecting address.",
+    )
+    session_idle_ttl_seconds: float = Field(
+        default=1800,
+        ge=0,
+        description="A session with no API use and no sideband event for this long is ended; "
+        "0: never.",
+    )
+    transcript_max_entries: int = Field(
+        default=1000,
+        gt=0,
+        description="Transcript entries one session keeps; beyond it the oldest are dropped.",
+    )
+    session_max_pending_tool_calls: int = Field(
+        default=32,
+        gt=0,
+        description="Tool calls one session runs at once; beyond it a call is answered at once "
+        "with a `busy` error output.",
+    )
+    upstream_retry_attempts: int = Field(
+        default=2,
+        ge=0,
+        description="Retries of an upstream request after a connection error, 429 or 5xx.",
+    )
+    upstream_retry_backoff_seconds: float = Field(
+        default=0.5, gt=0, description="First retry delay; doubles each retry, with jitter."
+    )
+    upstream_retry_max_backoff_seconds: float = Field(
+        default=8, gt=0, description="Longest delay between two upstream retries."
+    )
+    upstream_retry_total_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="Deadline for one upstream request with all its retries and waits.",
+    )
+    shutdown_grace_seconds: float = Field(
+        default=5,
+        ge=0,
+        description="On SIGTERM or SIGINT, how long in-flight HTTP requests may take to finish.",
+    )
     max_request_body_bytes: int = Field(
         default=65536, gt=0, description="Larger request bodies are refused with 413."
     )
