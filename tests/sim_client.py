@@ -108,3 +108,14 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def all_tasks() -> list[trio.lowlevel.Task]:
+    """Every task running in this Trio run, found by walking the task tree from its root."""
+    found, pending = [], [trio.lowlevel.current_root_task()]
+    while pending:
+        task = pending.pop()
+        found.append(task)
+        for nursery in task.child_nurseries:
+            pending.extend(nursery.child_tasks)
+    return found

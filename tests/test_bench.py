@@ -27,7 +27,7 @@ async def test_every_scenario_runs_and_answers_everything(tmp_path: Path) -> Non
     assert finished.returncode == 0, finished.stderr.decode()[-3000:]
     report = json.loads(out.read_text())
     scenarios = report["scenarios"]
-    assert set(scenarios) == {"ingest", "turnaround", "sessions", "minting"}
+    assert set(scenarios) == {"ingest", "turnaround", "sessions", "minting", "churn"}
     assert report["machine"]["cores"] >= 1
 
     ingest = scenarios["ingest"]
@@ -56,5 +56,9 @@ async def test_every_scenario_runs_and_answers_everything(tmp_path: Path) -> Non
     for name in ("session.c1", "session.c50", "token.c1", "token.c50"):
         assert minting[name]["requests"] > 0, name
         assert minting[name]["failures"] == {}, name
+
+    churn = scenarios["churn"]
+    assert len(churn["rssAfterRoundMiB"]) == 2
+    assert churn["socketsLeftOpen"] == 0
 
     assert {goal["figure"] for goal in report["goals"]} >= {"ingest.serverEventsPerSecond"}

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import queue
 import re
 from typing import Any
 
 import httpx
 import pytest
 
-from realtime_trio.logs import RedactingFormatter
+from realtime_trio.logs import DroppingQueueHandler, RedactingFormatter
 from realtime_trio.simulator import RunningSimulator
 from sim_client import closed_port
 
@@ -86,3 +87,27 @@ def test_the_formatter_masks_keys_and_secrets() -> None:
     assert "sk-abc123def456" not in line
     assert "ek_68af296e8e408191a1120ab6383263c2" not in line
     assert "ek_68af…" in line
+
+
+def test_a_full_log_queue_drops_records_and_then_says_how_many() -> None:
+    """Logging never waits on a slow writer: what does not fit is dropped, then counted."""
+    records: queue.Queue[logging.LogRecord] = queue.Queue(2)
+    handler = DroppingQueueHandler(records)
+    logger = logging.getLogger("test.dropping")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        for n in range(5):
+            logger.warning("line %d", n)  # returns at once although nothing drains the queue
+        assert handler.dropped == 3
+        records.get_nowait()
+        records.get_nowait()
+        logger.warning("after the jam")
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+
+    assert [records.get_nowait().getMessage() for _ in range(2)] == [
+        "log queue full: dropped 3 records",
+        "after the jam",
+    ]

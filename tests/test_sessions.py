@@ -17,6 +17,7 @@ from realtime_trio.sessions import is_session_id, new_session_id
 from realtime_trio.simulator import DEFAULT_API_KEY, Fault, RunningSimulator
 from sim_client import (
     SimControl,
+    all_tasks,
     live_session,
     live_session_with_secret,
     new_session,
@@ -578,16 +579,6 @@ async def test_two_hundred_live_sessions_in_one_process(
     session_id, call_id = sessions[57]
     await sim.drive(call_id, "assistant", text="Session fifty-seven speaking.")
     await wait_until(lambda: _transcript_length(client, session_id, 1))
-
-
-def all_tasks() -> list[trio.lowlevel.Task]:
-    found, pending = [], [trio.lowlevel.current_root_task()]
-    while pending:
-        task = pending.pop()
-        found.append(task)
-        for nursery in task.child_nurseries:
-            pending.extend(nursery.child_tasks)
-    return found
 
 
 async def test_a_live_session_keeps_no_request_alive(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pytest
+
 from realtime_trio.transcript import Transcript
 
 
@@ -233,15 +235,19 @@ def test_events_for_other_things_are_ignored() -> None:
     assert transcript.entries() == []
 
 
-def test_the_order_kept_up_to_date_matches_the_order_rebuilt_from_scratch() -> None:
-    """The cached order (appends in the common case) never drifts from a full rebuild.
+@pytest.mark.parametrize("max_items", [None, 3, 7, 20])
+def test_the_order_kept_up_to_date_matches_the_order_rebuilt_from_scratch(
+    max_items: int | None,
+) -> None:
+    """The cached order (appends in the common case) never drifts from a full rebuild, with or
+    without the cap dropping the oldest items.
 
     Random conversations: mostly each item after the last, sometimes an insert after an older
     item, a previous id not seen yet, a transcription arriving before its item, a deletion.
     """
     rng = random.Random(1234)
     for _ in range(200):
-        transcript, ids = Transcript(), []
+        transcript, ids = Transcript(max_items=max_items), []
         for step in range(rng.randint(1, 30)):
             item_id = f"item_{step}"
             roll = rng.random()
@@ -269,3 +275,42 @@ def test_the_order_kept_up_to_date_matches_the_order_rebuilt_from_scratch() -> N
             rebuilt = Transcript.__new__(Transcript)
             rebuilt.__dict__.update(transcript.__dict__, _order=None, _ordered_entries=None)
             assert kept == rebuilt.entries()
+            if max_items is not None:
+                assert len(transcript) <= max_items
+
+
+def test_beyond_the_cap_the_oldest_turns_go_first_and_are_counted() -> None:
+    said = [f"Turn {n}." for n in range(12)]
+    transcript = Transcript(max_items=10)
+    previous = None
+    for n, text in enumerate(said):
+        for event in [*user_committed(f"u{n}", previous), *transcribed(f"u{n}", text)]:
+            transcript.apply(event)
+        previous = f"u{n}"
+
+    kept = [text for _, text, _ in turns(transcript)]
+    # Over the cap, a tenth of it goes at once: 11 items held -> 9 kept; then 10.
+    assert kept == said[2:]
+    assert transcript.dropped_entries == 2
+
+
+def test_dropping_keeps_the_order_of_what_is_left_and_ignores_late_news_of_the_dropped() -> None:
+    typed = {
+        "id": "x1",
+        "type": "message",
+        "role": "user",
+        "content": [{"type": "input_text", "text": "Inserted after One."}],
+    }
+    transcript = Transcript(max_items=3)
+    for event in [
+        *user_committed("u1", None),
+        *transcribed("u1", "One."),
+        *assistant_says("a1", "u1", "Two."),
+        {"type": "conversation.item.added", "item": typed, "previous_item_id": "u1"},
+        *user_committed("u2", "a1"),  # a fourth item: u1 goes
+        *transcribed("u1", "One, again."),  # late news of a dropped item brings nothing back
+    ]:
+        transcript.apply(event)
+
+    assert [text for _, text, _ in turns(transcript)] == ["Inserted after One.", "Two.", ""]
+    assert transcript.dropped_entries == 1

@@ -74,6 +74,8 @@ class Sizes:
     # path): 1,000 a second keeps it well below one core, so latency is not its backlog.
     trickle_events_per_second: float = 1_000
     mint_seconds: float = 5.0
+    churn_rounds: int = 4
+    churn_sessions: int = 500  # per round: 4 x 500 = the 2,000 of the hardening issue
 
 
 SMOKE = Sizes(
@@ -85,6 +87,8 @@ SMOKE = Sizes(
     trickle_seconds=0.5,
     trickle_events_per_second=100,
     mint_seconds=0.3,
+    churn_rounds=2,
+    churn_sessions=10,
 )
 
 
@@ -446,6 +450,34 @@ async def _live_sessions(bench: Bench, k: int) -> dict[str, Any]:
     }
 
 
+async def churn(bench: Bench) -> dict[str, Any]:
+    """Rounds of live sessions opened then deleted: memory must level off, not climb.
+
+    CPython keeps freed memory for reuse rather than returning it, so RSS after the first round
+    is the level; what a leak would show is growth round after round.
+    """
+    pid = bench.server.pid
+    await _open_and_delete(bench, 20)  # warm up: imports, pools, first-use caches
+    rss_start = rss_bytes(pid)
+    rounds, left_open = [], 0
+    for _ in range(bench.sizes.churn_rounds):
+        opened, _ = await _open_sessions(bench, bench.sizes.churn_sessions)
+        await _delete_sessions(bench, [session_id for session_id, _ in opened])
+        left_open += await _wait_sockets_closed(bench, {call_id for _, call_id in opened})
+        await trio.sleep(0.5)
+        rounds.append(round(rss_bytes(pid) / 2**20, 1))
+    return {
+        "parameters": {
+            "rounds": bench.sizes.churn_rounds,
+            "sessionsPerRound": bench.sizes.churn_sessions,
+        },
+        "rssStartMiB": round(rss_start / 2**20, 1),
+        "rssAfterRoundMiB": rounds,
+        "rssGrowthAfterFirstRoundMiB": round(rounds[-1] - rounds[0], 1),
+        "socketsLeftOpen": left_open,
+    }
+
+
 async def _open_sessions(bench: Bench, k: int) -> tuple[list[tuple[str, str]], list[float]]:
     opened: list[tuple[str, str]] = []
     took: list[float] = []
@@ -601,6 +633,7 @@ SCENARIOS: dict[str, Scenario | None] = {
     "turnaround": turnaround,
     "sessions": None,  # one fresh pair of processes per K: see `run`
     "minting": minting,
+    "churn": churn,
 }
 
 

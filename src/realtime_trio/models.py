@@ -133,6 +133,11 @@ class SessionView(ApiModel):
     instructions: str
     profile: dict[str, Any]
     transcript: list[TranscriptEntryView]
+    transcript_dropped: int = Field(
+        default=0,
+        description="Transcript entries dropped, oldest first, to stay within "
+        "TRANSCRIPT_MAX_ENTRIES.",
+    )
     sideband: SidebandView
 
 

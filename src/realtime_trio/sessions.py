@@ -39,7 +39,7 @@ from .sideband import Sideband, SidebandState
 from .store import SessionRecord, SessionStore
 from .tool_calls import TOOL_CALL_EVENT_TYPES, ToolCallRouter
 from .tools import FunctionCall, ToolAnswer
-from .transcript import TRANSCRIPT_EVENT_TYPES
+from .transcript import TRANSCRIPT_EVENT_TYPES, Transcript
 from .upstream import ClientSecret, OpenAIClient
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ STORE_CLEANUP_SECONDS = 5.0
 # that made the model call `extract_profile` is part of what gets extracted.
 TRANSCRIPTION_WAIT_SECONDS = 3.0
 GRACEFUL_CLOSE_SECONDS = 3.0
+# Pending turns asked for again after a reconnect (the latest ones).
+RESYNC_MAX_ITEMS = 20
 
 
 def new_session_id() -> str:
@@ -110,6 +112,7 @@ class LiveSession:
         self._nursery: trio.Nursery | None = None
         self._router: ToolCallRouter | None = None
         self._attach_lock = trio.Lock()
+        self._last_active = trio.current_time()
 
     # -- what the session says upstream -------------------------------------------------
 
@@ -153,6 +156,16 @@ class LiveSession:
             transcription = {"model": self._settings.transcription_model}
             session["audio"] = {"input": {"transcription": transcription}}
         return {"type": "session.update", "session": session}
+
+    def resync_events(self) -> list[dict[str, Any]]:
+        return [
+            {"type": "conversation.item.retrieve", "item_id": item_id}
+            for item_id in self.record.transcript.pending_item_ids(RESYNC_MAX_ITEMS)
+        ]
+
+    def touch(self) -> None:
+        """Note activity (API use, sideband events): the idle TTL counts from the last."""
+        self._last_active = trio.current_time()
 
     def on_event(self, event: dict[str, Any]) -> None:
         """One server event from the sideband (only `wanted_event_types` come here).
@@ -331,25 +344,44 @@ class LiveSession:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Hold the session's nursery open until the session is ended."""
+        """Hold the session's nursery open until the session is ended or has been idle for
+        `SESSION_IDLE_TTL_SECONDS`."""
         try:
             with self._scope:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
                     task_status.started()
-                    await trio.sleep_forever()
+                    await self._until_idle()
+                    logger.info(
+                        "session %s: idle for %gs, ending it",
+                        self.session_id,
+                        self._settings.session_idle_ttl_seconds,
+                    )
+                    await self._close_sideband()
+                    nursery.cancel_scope.cancel()
         finally:
             self.finished.set()
 
+    async def _until_idle(self) -> None:
+        ttl = self._settings.session_idle_ttl_seconds
+        if not ttl:
+            await trio.sleep_forever()
+        # Activity only moves the deadline: one wake-up per TTL at most, not a poll.
+        while (deadline := self._last_active + ttl) > trio.current_time():  # noqa: ASYNC110
+            await trio.sleep_until(deadline)
+
     async def end(self) -> None:
         """End the session: close its sideband gracefully, then cancel its scope and tasks."""
+        await self._close_sideband()
+        self._scope.cancel()
+        await self.finished.wait()
+
+    async def _close_sideband(self) -> None:
         sideband = self.sideband
         if sideband is not None:
             sideband.stop()
             with trio.move_on_after(GRACEFUL_CLOSE_SECONDS):
                 await sideband.finished.wait()
-        self._scope.cancel()
-        await self.finished.wait()
 
     async def attach(self, call_id: str) -> Sideband:
         """Attach the sideband to *call_id*, replacing one attached to another call.
@@ -378,6 +410,7 @@ class LiveSession:
                 send=sideband.send,
                 answered=self.record.answered_call_ids,
                 session_id=self.session_id,
+                max_pending=self._settings.session_max_pending_tool_calls,
             )
             self.sideband = sideband
             await start_fresh(self._nursery, sideband.run)
@@ -394,6 +427,7 @@ class LiveSession:
             "instructions": self.instructions(),
             "profile": record.profile,
             "transcript": [entry.as_json() for entry in record.transcript.entries()],
+            "transcriptDropped": record.transcript.dropped_entries,
             "sideband": self.sideband.describe() if self.sideband else {"state": "idle"},
         }
 
@@ -433,9 +467,11 @@ class SessionManager:
             await trio.sleep_forever()
 
     def get(self, session_id: str) -> LiveSession:
+        """The live session *session_id* names; finding it through the API counts as use."""
         session = self._find(session_id)
         if session is None:
             raise UnknownSession()
+        session.touch()
         return session
 
     def _find(self, session_id: str) -> LiveSession | None:
@@ -480,6 +516,7 @@ class SessionManager:
                 options.instructions or settings.base_instructions or DEFAULT_BASE_INSTRUCTIONS
             ),
             profile=empty_profile(self.plugins.profile_model),
+            transcript=Transcript(max_items=settings.transcript_max_entries),
         )
         session = LiveSession(
             record,

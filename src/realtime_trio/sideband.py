@@ -111,6 +111,14 @@ class SidebandHost(Protocol):
         """The `session.update` event to send after every connect."""
         ...
 
+    def resync_events(self) -> list[dict[str, Any]]:
+        """Client events to send after a reconnect, to catch up on what the drop hid."""
+        ...
+
+    def touch(self) -> None:
+        """Note that the call is alive (once per batch of events received)."""
+        ...
+
     def on_event(self, event: dict[str, Any]) -> None:
         """Take one server event; must return at once (spawn anything slow)."""
         ...
@@ -217,7 +225,7 @@ class Sideband:
         ever_connected = False
         while not self._stopping:
             self.state = SidebandState.RECONNECTING if ever_connected else SidebandState.CONNECTING
-            connected, error = await self._connect_and_serve()
+            connected, error = await self._connect_and_serve(resync=ever_connected)
             if error is None:
                 return  # stopped on request
             ever_connected = ever_connected or connected
@@ -254,8 +262,11 @@ class Sideband:
             self.reconnects += 1
             await trio.sleep(delay)
 
-    async def _connect_and_serve(self) -> tuple[bool, SidebandSocketError | None]:
-        """One connection: whether it got connected, and why it ended (None: stopped)."""
+    async def _connect_and_serve(self, *, resync: bool) -> tuple[bool, SidebandSocketError | None]:
+        """One connection: whether it got connected, and why it ended (None: stopped).
+
+        *resync*: a reconnect, so the host's catch-up events follow the `session.update`.
+        """
         settings = self._settings
         connected = False
         try:
@@ -266,7 +277,8 @@ class Sideband:
                 connect_timeout=settings.sideband_connect_timeout_seconds,
                 transport=settings.sideband_transport,
             ) as socket:
-                await socket.send(self._host.session_update())
+                host = self._host
+                await socket.send(host.session_update(), *(host.resync_events() if resync else ()))
                 connected = True
                 self._socket, self._dropped = socket, trio.Event()
                 self.state = SidebandState.CONNECTED
@@ -278,6 +290,7 @@ class Sideband:
                         self._receive_scope.cancel()
                     while True:
                         self._handle_frames(await socket.receive_many())
+                        host.touch()
             return connected, None  # the block closed the socket with a normal close frame
         except SidebandSocketError as exc:
             return connected, exc

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .tool_calls import RecentIds
 from .transcript import Transcript
 
 
@@ -31,7 +32,7 @@ class SessionRecord:
     # The history the app was given at its last renew, carried in the instructions after it.
     history: list[str] | None = None
     # Function calls already taken, so each is answered exactly once.
-    answered_call_ids: set[str] = field(default_factory=set)
+    answered_call_ids: RecentIds = field(default_factory=RecentIds)
     created_at: float = field(default_factory=time.time)
 
 

@@ -5,13 +5,17 @@ A call is announced by `response.function_call_arguments.done` and again inside
 `function_call_output` item, and once every call of that response is answered and the response
 itself is done, one `response.create` makes the model speak about the results (the original
 server left the model silent when a tool declined).
+
+Everything a session keeps here is bounded: handlers running at once (beyond the limit a call
+is answered `busy` at once, and beyond twice the limit it is dropped with a warning), the call
+ids remembered, and the responses followed.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, MutableSet
+from collections.abc import Awaitable, Callable, Iterator, MutableSet
 from typing import Any
 
 import trio
@@ -24,11 +28,40 @@ Answerer = Callable[[FunctionCall], Awaitable[ToolAnswer]]
 Sender = Callable[..., Awaitable[bool]]  # send(*events) -> whether they went out
 
 RESPONSE_DONE_WAIT_SECONDS = 30.0
+# Responses followed at once (one is normally in progress; the rest are never-finished ones).
+MAX_RESPONSES_FOLLOWED = 64
+# Call ids remembered per session to answer each once (a duplicate comes within one response).
+CALL_IDS_REMEMBERED = 4096
 RESPONSE_CREATE: dict[str, Any] = {"type": "response.create"}
 # Every event type `ToolCallRouter.on_event` looks at.
 TOOL_CALL_EVENT_TYPES = frozenset(
     {"response.created", "response.function_call_arguments.done", "response.done"}
 )
+
+
+class RecentIds(MutableSet[str]):
+    """A set that remembers only its latest *maxlen* members."""
+
+    def __init__(self, maxlen: int = CALL_IDS_REMEMBERED) -> None:
+        self._ids: dict[str, None] = {}
+        self._maxlen = maxlen
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._ids
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, value: str) -> None:
+        self._ids[value] = None
+        if len(self._ids) > self._maxlen:
+            del self._ids[next(iter(self._ids))]
+
+    def discard(self, value: str) -> None:
+        self._ids.pop(value, None)
 
 
 class ToolCallRouter:
@@ -40,6 +73,7 @@ class ToolCallRouter:
         answer: produces a call's output (never raises for a tool's own failure).
         send: sends a client event on the sideband; False when it could not.
         answered: the call ids already taken (kept with the session's state).
+        max_pending: handlers running at once; more calls are answered `busy` without one.
     """
 
     def __init__(
@@ -50,6 +84,7 @@ class ToolCallRouter:
         send: Sender,
         answered: MutableSet[str],
         session_id: str,
+        max_pending: int = 32,
     ) -> None:
         self._nursery = nursery
         self._answer = answer
@@ -57,13 +92,15 @@ class ToolCallRouter:
         self._answered = answered
         self._session_id = session_id
         self._responses: dict[str, _Response] = {}
+        self._max_pending = max_pending
+        self._running = 0  # tasks answering calls, handlers and `busy` answers alike
 
     def on_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         if kind == "response.created":
             response_id = _response_id(event)
             if response_id:
-                self._responses.setdefault(response_id, _Response())
+                self._follow(response_id)
         elif kind == "response.function_call_arguments.done":
             self._take(
                 call_id=event.get("call_id"),
@@ -106,20 +143,63 @@ class ToolCallRouter:
             arguments=arguments if isinstance(arguments, str) else json.dumps(arguments or {}),
             response_id=response_id if isinstance(response_id, str) else None,
         )
+        if self._running >= 2 * self._max_pending:
+            logger.warning(
+                "session %s: %d tool calls already being answered; dropped call %s (%s)",
+                self._session_id,
+                self._running,
+                call.call_id,
+                call.name,
+            )
+            return
         response = None
         if call.response_id:
-            response = self._responses.setdefault(call.response_id, _Response())
+            response = self._follow(call.response_id)
             response.calls_pending += 1
             response.had_calls = True
-        self._nursery.start_soon(self._answer_call, call, response)
+        busy = self._running >= self._max_pending
+        if busy:
+            logger.warning(
+                "session %s: %d tool calls running; answering %s (%s) busy",
+                self._session_id,
+                self._running,
+                call.call_id,
+                call.name,
+            )
+        self._running += 1
+        self._nursery.start_soon(self._answer_call, call, response, busy)
 
-    async def _answer_call(self, call: FunctionCall, response: _Response | None) -> None:
+    def _follow(self, response_id: str) -> _Response:
+        """The response *response_id*, followed from now on if it was not already."""
+        response = self._responses.get(response_id)
+        if response is None:
+            response = self._responses[response_id] = _Response()
+            if len(self._responses) > MAX_RESPONSES_FOLLOWED:
+                oldest = next(iter(self._responses))
+                self._responses.pop(oldest).done.set()  # its waiters give up on it
+        return response
+
+    async def _answer_call(
+        self, call: FunctionCall, response: _Response | None, busy: bool
+    ) -> None:
         try:
-            answer = await self._answer(call)
-        except Exception as exc:
-            # A failing tool never ends the session, and the model still gets an output.
-            logger.exception("session %s: tool %s failed", self._session_id, call.name)
-            answer = ToolAnswer({"ok": False, "reason": "error", "message": type(exc).__name__})
+            await self._answer_and_deliver(call, response, busy)
+        finally:
+            self._running -= 1
+
+    async def _answer_and_deliver(
+        self, call: FunctionCall, response: _Response | None, busy: bool
+    ) -> None:
+        if busy:
+            message = f"Too many tool calls at once; {call.name!r} was not run. Try again."
+            answer = ToolAnswer({"ok": False, "reason": "busy", "message": message})
+        else:
+            try:
+                answer = await self._answer(call)
+            except Exception as exc:
+                # A failing tool never ends the session, and the model still gets an output.
+                logger.exception("session %s: tool %s failed", self._session_id, call.name)
+                answer = ToolAnswer({"ok": False, "reason": "error", "message": type(exc).__name__})
         events = [function_call_output(call, answer.output), *answer.followups]
         if response is None:
             if answer.create_response:

@@ -28,7 +28,12 @@ _ASSISTANT_DONES = {
     "response.output_text.done": "text",
     "response.text.done": "text",
 }
-_ITEM_EVENTS = {"conversation.item.added", "conversation.item.created", "conversation.item.done"}
+_ITEM_EVENTS = {
+    "conversation.item.added",
+    "conversation.item.created",
+    "conversation.item.done",
+    "conversation.item.retrieved",  # asked for after a reconnect: the item as it stands
+}
 # Every event type `Transcript.apply` looks at: the sideband parses only what its host wants.
 TRANSCRIPT_EVENT_TYPES = frozenset(
     {
@@ -68,12 +73,28 @@ class _Item:
     entry: TranscriptEntry | None = None
 
 
-class Transcript:
-    """Builds the transcript from server events; `apply` is cheap and never blocks."""
+# Ids of dropped items remembered, so a late event about one does not bring it back.
+_GONE_REMEMBERED = 256
 
-    def __init__(self) -> None:
+
+class Transcript:
+    """Builds the transcript from server events; `apply` is cheap and never blocks.
+
+    Args:
+        max_items: the conversation items kept (turns, function calls and their outputs);
+            beyond it the oldest in conversation order are dropped, a tenth at once so the
+            cost stays small per item, and `dropped_entries` counts the turns among them.
+    """
+
+    def __init__(self, *, max_items: int | None = None) -> None:
         self._items: dict[str, _Item] = {}
         self._arrivals = count()
+        self._max_items = max_items
+        self.dropped_entries = 0
+        self._gone: dict[str, None] = {}
+        # Sequence numbers that sort before every root: items whose previous item was dropped
+        # become roots and take these, so dropping never reorders what is left.
+        self._front = count(-1, -1)
         self._finalized: list[str] = []
         self._ordered_entries: list[TranscriptEntry] | None = None
         # The items in conversation order, kept up to date cheaply in the common case (each
@@ -176,6 +197,12 @@ class Transcript:
         nodes = (self._items.get(item_id) for item_id in dict.fromkeys(ids))
         return [entry for node in nodes if node is not None and (entry := _entry(node)) is not None]
 
+    def pending_item_ids(self, limit: int) -> list[str]:
+        """The latest *limit* turns still waiting for their final text (a reconnect asks
+        upstream for them: their `.done` or transcription may have come during the drop)."""
+        pending = [e.item_id for e in self.entries() if e.status == "pending"]
+        return pending[-limit:]
+
     def pending_user_turns(self) -> int:
         """User turns whose transcription has not completed (nor failed) yet."""
         return sum(1 for e in self.entries() if e.role == "user" and e.status == "pending")
@@ -188,7 +215,7 @@ class Transcript:
         return len(self._items)
 
     def _node(self, item_id: object) -> _Item | None:
-        if not isinstance(item_id, str) or not item_id:
+        if not isinstance(item_id, str) or not item_id or item_id in self._gone:
             return None
         node = self._items.get(item_id)
         if node is None:
@@ -198,7 +225,28 @@ class Transcript:
                 self._order = None  # items that named it as their previous move under it
             elif self._order is not None:
                 self._order.append(node)  # the latest root: last in conversation order
+            if self._max_items is not None and len(self._items) > self._max_items:
+                self._drop_oldest(len(self._items) - self._max_items + self._max_items // 10)
         return node
+
+    def _drop_oldest(self, n: int) -> None:
+        """Drop the first *n* items in conversation order, keeping the rest in their order."""
+        order = self._order if self._order is not None else self._ordered()
+        dropped, kept = order[:n], order[n:]
+        gone = {node.item_id for node in dropped}
+        for node in dropped:
+            del self._items[node.item_id]
+            self._gone[node.item_id] = None
+            if _entry(node) is not None:
+                self.dropped_entries += 1
+        while len(self._gone) > _GONE_REMEMBERED:
+            del self._gone[next(iter(self._gone))]
+        # Items that followed a dropped one become roots, ahead of every other root, in the
+        # order they had (the latest numbers sort first).
+        orphans = [node for node in kept if node.prev in gone]
+        for node in reversed(orphans):
+            node.seq = next(self._front)
+        self._order = kept
 
     def _set_prev(self, node: _Item, prev: object) -> None:
         """Place *node* after *prev*; the cached order survives when nothing moves."""
@@ -208,7 +256,7 @@ class Transcript:
         was_root = node.prev not in self._items
         node.prev = prev
         known = prev in self._items
-        if prev is not None and not known:
+        if prev is not None and not known and prev not in self._gone:
             self._awaited_parents.add(prev)
         order = self._order
         if order is None:
