@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace) -> int:
     from .plugins import PluginError, load_plugins
-    from .serve import serve, wait_for_stop_signal
+    from .serve import run_until_signalled, serve
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     try:
@@ -73,7 +73,9 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"realtime-trio: {exc}", file=sys.stderr)
         return 2
     key = settings.openai_api_key
-    configure_logging(settings.log_level, secrets=(key.get_secret_value(),) if key else ())
+    # The upstream key and the keys clients present: none of them may reach a log line.
+    secrets = ((key.get_secret_value(),) if key else ()) + settings.client_api_keys()
+    configure_logging(settings.log_level, secrets=secrets)
     try:
         plugins = load_plugins(settings)
     except PluginError as exc:
@@ -98,12 +100,18 @@ def _serve(args: argparse.Namespace) -> int:
     # What start-up built (modules, plugins, schemas) lives as long as the process: keep it out
     # of the garbage collector's full passes, which otherwise walk it again and again.
     gc.freeze()
-    trio.run(partial(serve, settings, plugins=plugins, shutdown_trigger=wait_for_stop_signal))
+    trio.run(
+        partial(
+            run_until_signalled,
+            partial(serve, settings, plugins=plugins),
+            grace_seconds=settings.shutdown_grace_seconds,
+        )
+    )
     return 0
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from .serve import wait_for_stop_signal
+    from .serve import run_until_signalled
 
     try:
         from .simulator import DEFAULT_API_KEY, SimulatorState, run_simulator
@@ -116,13 +124,7 @@ def _simulate(args: argparse.Namespace) -> int:
     gc.freeze()  # the SDK's types and the rest of start-up: out of the collector's full passes
     logger.info("OpenAI Realtime simulator on http://%s:%d/v1", args.host, args.port)
     trio.run(
-        partial(
-            run_simulator,
-            host=args.host,
-            port=args.port,
-            state=state,
-            shutdown_trigger=wait_for_stop_signal,
-        )
+        run_until_signalled, partial(run_simulator, host=args.host, port=args.port, state=state)
     )
     return 0
 

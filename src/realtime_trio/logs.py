@@ -65,9 +65,11 @@ class DroppingQueueHandler(QueueHandler):
             self.dropped += 1
 
     def flush(self) -> None:
-        """Wait (briefly) until the writer thread has taken every queued record."""
+        """Wait (briefly) until the writer thread has written every queued record (it marks
+        each done once handled, so this covers the one being written too)."""
         deadline = time.monotonic() + FLUSH_WAIT_SECONDS
-        while not self.queue.empty() and time.monotonic() < deadline:  # type: ignore[union-attr]
+        records = self.queue
+        while records.unfinished_tasks and time.monotonic() < deadline:  # type: ignore[union-attr]
             time.sleep(0.01)
 
 
