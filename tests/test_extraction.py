@@ -232,8 +232,9 @@ def arm(simulator: RunningSimulator, mode: str) -> None:
 async def impatient_ada(
     start_server: Any, sim: SimControl
 ) -> AsyncIterator[tuple[httpx.AsyncClient, str, str]]:
-    """A live call where Ada has introduced herself, on a server with a short upstream deadline."""
-    url = await start_server(upstream_timeout_seconds=0.5)
+    """A live call where Ada has introduced herself, on a server with a short upstream deadline
+    and no retries (they have their own tests)."""
+    url = await start_server(upstream_timeout_seconds=0.5, upstream_retry_attempts=0)
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         session_id, call_id = await live_session(client, sim, enableTranscription=True)
         await ada_introduces_herself(client, sim, call_id, session_id)

@@ -144,13 +144,15 @@ async def test_wrong_api_key_is_a_502_with_upstreams_message(
 
 
 async def test_upstream_server_error_is_a_502_carrying_its_status(
-    client: httpx.AsyncClient, simulator: RunningSimulator
+    start_server: Any, simulator: RunningSimulator
 ) -> None:
     simulator.state.faults.append(
         Fault(path=CLIENT_SECRETS, status=503, error={"message": "Slow down", "type": "x"})
     )
+    url = await start_server(upstream_retry_attempts=0)  # retries: test_upstream_retries.py
 
-    response = await client.post("/token")
+    async with httpx.AsyncClient(base_url=url) as http:
+        response = await http.post("/token")
 
     assert response.status_code == 502
     assert response.json() == {

@@ -47,7 +47,10 @@ class Settings(BaseSettings):
     sideband_debug_events: bool = False
     log_level: LogLevel = "INFO"
     upstream_timeout_seconds: float = Field(
-        default=15, gt=0, description="Total deadline for one upstream HTTP request."
+        default=15,
+        gt=0,
+        description="Deadline for one attempt of an upstream HTTP request (a timeout is not "
+        "retried; all attempts together: UPSTREAM_RETRY_TOTAL_SECONDS).",
     )
     upstream_connect_timeout_seconds: float = Field(
         default=5, gt=0, description="Deadline for opening a connection to the upstream."
@@ -107,7 +110,10 @@ class Settings(BaseSettings):
         default=0.5, gt=0, description="First retry delay; doubles each retry, with jitter."
     )
     upstream_retry_max_backoff_seconds: float = Field(
-        default=8, gt=0, description="Longest delay between two upstream retries."
+        default=8,
+        gt=0,
+        description="Longest backoff between two upstream retries (a Retry-After from upstream "
+        "is honoured beyond it, within the total).",
     )
     upstream_retry_total_seconds: float = Field(
         default=30,

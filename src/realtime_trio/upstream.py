@@ -2,13 +2,15 @@
 
 One `OpenAIClient` per server process, handed to the app; tests and the demo hand in one
 pointed at the simulator. It owns a pooled `httpx.AsyncClient` unless one is handed in.
-Every failure becomes an `UpstreamError` (see `errors`), with the API key scrubbed from it.
+Connection errors, 429s and 5xx are retried (see `upstream_retry`); every failure that stays
+becomes an `UpstreamError` (see `errors`), with the API key scrubbed from it.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import httpx
@@ -25,6 +27,7 @@ from .errors import (
     redact,
     secret_prefix,
 )
+from .upstream_retry import RetryPolicy, send_with_retries
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +61,7 @@ class OpenAIClient:
 
     def __init__(self, settings: Settings, *, http: httpx.AsyncClient | None = None) -> None:
         self._settings = settings
+        self._retry_policy = RetryPolicy.from_settings(settings)
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(
             timeout=httpx.Timeout(
@@ -116,25 +120,17 @@ class OpenAIClient:
     async def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST *body* to *path* under `OPENAI_BASE_URL` and return the JSON object answered.
 
-        The whole exchange runs under one deadline, `UPSTREAM_TIMEOUT_SECONDS`.
+        A connection error, 429 or 5xx is retried (see `upstream_retry`); each attempt has
+        `UPSTREAM_TIMEOUT_SECONDS`, all of them together `UPSTREAM_RETRY_TOTAL_SECONDS`.
         """
         api_key = self._api_key()
-        url = self._settings.openai_base_url + path
-        timeout = self._settings.upstream_timeout_seconds
         try:
-            with trio.fail_after(timeout):
-                response = await self._http.post(
-                    url, json=body, headers={"Authorization": f"Bearer {api_key}"}
-                )
-        except (trio.TooSlowError, httpx.TimeoutException):
-            logger.warning("upstream POST %s timed out after %ss", path, timeout)
-            raise UpstreamTimeout(
-                f"Upstream did not answer POST {path} within {timeout:g} seconds"
-            ) from None
-        except httpx.TransportError as exc:
-            reason = redact(str(exc) or type(exc).__name__, api_key)
-            logger.warning("upstream POST %s unreachable: %s", path, reason)
-            raise UpstreamUnreachable(f"Upstream unreachable for POST {path}: {reason}") from None
+            response = await send_with_retries(
+                partial(self._post_once, path, body, api_key), self._retry_policy, path=path
+            )
+        except UpstreamUnreachable as exc:
+            logger.warning("upstream POST %s failed: %s", path, exc.message)
+            raise
 
         request_id = response.headers.get("x-request-id", "-")
         if response.is_error:
@@ -165,6 +161,41 @@ class OpenAIClient:
             "upstream POST %s answered %d (request %s)", path, response.status_code, request_id
         )
         return data
+
+    async def _post_once(
+        self,
+        path: str,
+        body: dict[str, Any],
+        api_key: str,
+        timeout: float,  # noqa: ASYNC109 - this deadline is the one UpstreamTimeout names
+    ) -> httpx.Response:
+        """One attempt, within *timeout* seconds: the response, whatever its status.
+
+        Raises:
+            UpstreamTimeout: no answer in time (logged here: a timeout is never retried).
+            UpstreamUnreachable: no connection, or it broke.
+        """
+        url = self._settings.openai_base_url + path
+        try:
+            with trio.fail_after(timeout):
+                return await self._http.post(
+                    url, json=body, headers={"Authorization": f"Bearer {api_key}"}
+                )
+        except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # Nothing was sent: as safe to try again as a refused connection.
+            raise UpstreamUnreachable(
+                f"Upstream unreachable for POST {path}: no connection within "
+                f"{self._settings.upstream_connect_timeout_seconds:g} seconds "
+                f"({type(exc).__name__})"
+            ) from None
+        except (trio.TooSlowError, httpx.TimeoutException):
+            logger.warning("upstream POST %s timed out after %gs", path, timeout)
+            raise UpstreamTimeout(
+                f"Upstream did not answer POST {path} within {timeout:g} seconds"
+            ) from None
+        except httpx.TransportError as exc:
+            reason = redact(str(exc) or type(exc).__name__, api_key)
+            raise UpstreamUnreachable(f"Upstream unreachable for POST {path}: {reason}") from None
 
     def _api_key(self) -> str:
         key = self._settings.openai_api_key
