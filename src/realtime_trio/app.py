@@ -17,7 +17,8 @@ from ._version import __version__
 from .access_log import AccessLogMiddleware
 from .client_auth import authorize
 from .config import Settings
-from .errors import RealtimeTrioError, Unauthorized
+from .errors import RateLimited, RealtimeTrioError, Unauthorized
+from .rate_limit import RateLimiter, client_identity, is_limited
 from .request import ApiRequest
 from .services import EXTENSION_KEY, Services
 from .sessions import SessionManager
@@ -64,6 +65,13 @@ def create_app(
     async def require_api_key() -> None:
         authorize(request.method, request.path, request.headers.get("Authorization"), keys)
 
+    if settings.rate_limit_per_minute > 0:
+        limiter = RateLimiter(
+            per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
+        )
+        _limit_rate(
+            app, limiter, keyed=bool(keys), trust_forwarded_for=settings.trust_x_forwarded_for
+        )
     if origins := settings.cors_origins():
         # Browsers only; the mobile apps need none of it. Preflights carry no credentials and
         # pass the API-key check; what they allow is exactly the API's methods and headers.
@@ -79,6 +87,30 @@ def create_app(
     return app
 
 
+def _limit_rate(
+    app: QuartTrio, limiter: RateLimiter, *, keyed: bool, trust_forwarded_for: bool
+) -> None:
+    """Refuse a client over its rate with 429 before any handler runs (so before upstream).
+
+    Registered after the key check: with `SERVER_API_KEYS` set, a key seen here is valid.
+    """
+
+    @app.before_request
+    async def limit_rate() -> None:
+        if not is_limited(request.method, request.path):
+            return
+        identity = client_identity(
+            authorization=request.headers.get("Authorization"),
+            keyed=keyed,
+            remote_addr=request.remote_addr,
+            forwarded_for=request.headers.getlist("X-Forwarded-For"),
+            trust_forwarded_for=trust_forwarded_for,
+        )
+        retry_after = limiter.check(identity)
+        if retry_after is not None:
+            raise RateLimited(retry_after)
+
+
 def _register_error_handlers(app: QuartTrio) -> None:
     """Every error leaves as JSON `{"error": str, "code": str}`; none as a traceback."""
 
@@ -86,6 +118,8 @@ def _register_error_handlers(app: QuartTrio) -> None:
     async def our_error(exc: RealtimeTrioError) -> Any:
         if isinstance(exc, Unauthorized):
             return exc.body(), exc.status, {"WWW-Authenticate": "Bearer"}
+        if isinstance(exc, RateLimited):
+            return exc.body(), exc.status, {"Retry-After": str(exc.retry_after)}
         return exc.body(), exc.status
 
     @app.errorhandler(RequestSchemaValidationError)

@@ -8,6 +8,7 @@
      +-- NotFound                       404   not_found
      |    +-- UnknownSession            404   unknown_session ("Unknown sessionId")
      +-- RenewInProgress                429   renew_in_progress
+     +-- RateLimited                    429   rate_limited (with Retry-After)
      +-- SessionLimitReached            503   session_limit
      +-- UpstreamError                  502   upstream_error
           +-- UpstreamNotConfigured     503   not_configured
@@ -22,6 +23,7 @@ upstream passes through `redact()` before it is kept.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, ClassVar
 
@@ -105,6 +107,21 @@ class RenewInProgress(RealtimeTrioError):
 
     def __init__(self) -> None:
         super().__init__("Renew already in progress")
+
+
+class RateLimited(RealtimeTrioError):
+    """A client went over `RATE_LIMIT_PER_MINUTE`; `retry_after` is the whole seconds (at
+    least 1) until its next request passes, for the `Retry-After` header and the body."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, retry_after_seconds: float) -> None:
+        self.retry_after = max(1, math.ceil(retry_after_seconds))
+        super().__init__(
+            f"Too many requests: retry in {self.retry_after} seconds",
+            retryAfterSeconds=self.retry_after,
+        )
 
 
 class UpstreamError(RealtimeTrioError):

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 ShutdownTrigger = Callable[[], Awaitable[None]]
 
 DEFAULT_GRACE_SECONDS = 3.0  # Hypercorn's own default, kept for the simulator
+LISTEN_BACKLOG = 2048
 
 
 def hypercorn_config(
@@ -43,6 +44,9 @@ def hypercorn_config(
     # their requests (idle keep-alive ones close at once), and cancels whatever is left after
     # this long; its trio worker puts the deadline on the nursery of its connections.
     config.graceful_timeout = grace_seconds
+    # Connections the kernel queues before they are accepted: Hypercorn's 100 makes a burst of
+    # a few hundred app launches get resets (the kernel caps it at net.core.somaxconn).
+    config.backlog = LISTEN_BACKLOG
     config.accesslog = None  # our AccessLogMiddleware writes the access log
     config.errorlog = logging.getLogger("hypercorn.error")
     return config
