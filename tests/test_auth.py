@@ -107,3 +107,19 @@ async def test_the_mint_token_tool_sends_its_api_key(locked: str) -> None:
     assert b"unauthorized" in refused.stdout + refused.stderr
     assert minted.returncode == 0, minted.stderr
     assert json.loads(minted.stdout)["clientSecret"].startswith("ek_")
+
+
+@pytest.mark.parametrize("padding", ["\xa0", "\x85"])
+async def test_only_http_whitespace_around_the_key_is_ignored(
+    start_server: Any, padding: str
+) -> None:
+    """A tab or space before the key is HTTP's whitespace; a no-break space is not."""
+    url = await start_server(server_api_keys="key-one")
+    async with httpx.AsyncClient(base_url=url) as client:
+        spaced = await client.get("/tools", headers={"Authorization": "Bearer \tkey-one"})
+        padded = await client.get(
+            "/tools", headers={"Authorization": f"Bearer key-one{padding}".encode("latin-1")}
+        )
+
+    assert spaced.status_code == 200
+    assert padded.status_code == 401

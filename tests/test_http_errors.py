@@ -33,6 +33,74 @@ async def test_body_that_is_not_utf8_is_a_400(client: httpx.AsyncClient) -> None
     assert response.json()["code"] == "invalid_json"
 
 
+# Found by tests/test_properties.py: each was a 500 ("Internal server error") before.
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        # int() refuses more than 4300 digits: a ValueError that is not a JSONDecodeError.
+        (
+            b'{"enableTranscription": 1' + b"0" * 5000 + b"}",
+            "Malformed JSON body: a number in it has too many digits",
+        ),
+        # Deeper than the parser's recursion (whatever limit pytest sets), still under 64 KiB.
+        (b"[" * 30_000 + b"]" * 30_000, "Malformed JSON body: it is nested too deeply"),
+        # A surrogate as raw (CESU-8) bytes: json.loads(bytes) decoded it, httpx then could not
+        # encode the model to send it upstream.
+        (b'{"model": "\xed\xa0\x80"}', "Malformed JSON body: it is not UTF-8 text"),
+    ],
+    ids=["huge-number", "deep-nesting", "raw-surrogate"],
+)
+async def test_json_the_parser_cannot_take_is_a_400_not_a_500(
+    client: httpx.AsyncClient, simulator: RunningSimulator, body: bytes, message: str
+) -> None:
+    response = await client.post("/token", content=body)
+
+    assert response.status_code == 400
+    assert response.json() == {"error": message, "code": "invalid_json"}
+    assert list(simulator.state.requests) == []
+
+
+# Found by tests/test_properties.py: a lone surrogate escape is valid JSON but not Unicode
+# text; it was a 500 when the string was sent upstream (UTF-8 cannot encode it).
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/token", '{"model": "\\ud800"}', "model"),
+        ("/token", '{"instructions": "hi \\udfff"}', "instructions"),
+        ("/session", '{"voice": "\\udc00marin"}', "voice"),
+        ("/session", '{"callId": "rtc_\\ud83d"}', "callId"),
+        ("/session/call", '{"sessionId": "x", "callId": "\\ud800"}', "callId"),
+    ],
+)
+async def test_a_lone_surrogate_in_a_field_is_a_400_naming_it(
+    client: httpx.AsyncClient, simulator: RunningSimulator, path: str, body: str, field: str
+) -> None:
+    response = await client.post(path, content=body)
+
+    assert response.status_code == 400
+    answer = response.json()
+    assert answer["code"] == "invalid_request"
+    assert answer["field"] == field
+    assert answer["error"] == (
+        f"Invalid field '{field}': Input should be Unicode text, without a lone UTF-16 "
+        "surrogate (a \\ud800-\\udfff escape outside a pair)"
+    )
+    assert list(simulator.state.requests) == []
+
+
+async def test_surrogate_pairs_and_ignored_keys_are_fine(
+    client: httpx.AsyncClient, simulator: RunningSimulator
+) -> None:
+    # A pair is one character (here an emoji); keys the server ignores are not looked at.
+    body = '{"instructions": "Hi \\ud83d\\ude00", "transcript": "\\ud800"}'
+
+    response = await client.post("/token", content=body)
+
+    assert response.status_code == 200, response.text
+    sent = simulator.state.requests[0].body["session"]
+    assert sent["instructions"] == "Hi \U0001f600"
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

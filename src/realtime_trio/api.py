@@ -34,7 +34,7 @@ blueprint = Blueprint("api", __name__)
 
 F = TypeVar("F", bound=Callable[..., object])
 
-UPSTREAM_ERRORS = (400, 413, 502, 503, 504)
+UPSTREAM_ERRORS = (400, 413, 429, 502, 503, 504)  # 429: RATE_LIMIT_PER_MINUTE
 
 
 def errors_documented(*statuses: int) -> Callable[[F], F]:
@@ -169,7 +169,7 @@ async def delete_session(session_id: str) -> tuple[str, int]:
 @blueprint.post("/extract-profile")
 @validate_request(SessionIdRequest)
 @validate_response(ExtractProfileResponse)
-@errors_documented(400, 404, 502, 503, 504)
+@errors_documented(400, 404, 429, 502, 503, 504)
 async def extract_profile(data: SessionIdRequest) -> ExtractProfileResponse:
     """Extract the profile from the transcript now (no cooldown) and push the new instructions."""
     session = current_services().sessions.get(require_session_id(data.session_id))

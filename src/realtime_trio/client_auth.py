@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from .errors import Unauthorized
 
 OPEN_PATHS = frozenset({"/healthz"})
+HEADER_WHITESPACE = " \t"
 
 
 def authorize(method: str, path: str, authorization: str | None, keys: Sequence[str]) -> None:
@@ -22,9 +23,10 @@ def authorize(method: str, path: str, authorization: str | None, keys: Sequence[
     if not keys or path in OPEN_PATHS or method == "OPTIONS":
         return
     scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip(HEADER_WHITESPACE)  # HTTP's own, not Unicode's (no-break space, ...)
+    if scheme.lower() != "bearer" or not token:
         raise Unauthorized("Missing API key: send Authorization: Bearer <key>")
-    given = token.strip().encode()
+    given = token.encode()
     matched = False
     for key in keys:
         matched |= hmac.compare_digest(given, key.encode())

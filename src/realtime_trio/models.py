@@ -6,10 +6,16 @@ Field names are camelCase on the wire. Unknown keys are ignored (apps send extra
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+# A UTF-16 surrogate code point: a JSON escape (`"\ud800"`) can name one on its own, but no
+# Unicode text holds one, and neither UTF-8 nor the upstream can carry it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class ApiModel(BaseModel):
@@ -18,7 +24,22 @@ class ApiModel(BaseModel):
     )
 
 
-class TokenRequest(ApiModel):
+class RequestModel(ApiModel):
+    """A request body: every string field must be Unicode text (unknown keys are not looked at)."""
+
+    @field_validator("*")
+    @classmethod
+    def _unicode_text(cls, value: Any) -> Any:
+        if isinstance(value, str) and _SURROGATE.search(value):
+            raise PydanticCustomError(
+                "unicode_text",
+                "Input should be Unicode text, without a lone UTF-16 surrogate "
+                "(a \\ud800-\\udfff escape outside a pair)",
+            )
+        return value
+
+
+class TokenRequest(RequestModel):
     """Body of `POST /token`; every field is optional and an absent body means all defaults."""
 
     model: str | None = Field(default=None, description="Realtime model; REALTIME_MODEL if absent.")
@@ -82,13 +103,13 @@ class SessionResponse(ApiModel):
     call_id: str | None = Field(default=None, description="Present when a callId was given.")
 
 
-class SessionIdRequest(ApiModel):
+class SessionIdRequest(RequestModel):
     """A body naming a session (`sessionId` is required; other keys, e.g. `transcript`, ignored)."""
 
     session_id: str | None = None
 
 
-class SessionCallRequest(ApiModel):
+class SessionCallRequest(RequestModel):
     session_id: str | None = None
     call_id: str | None = None
 

@@ -21,6 +21,8 @@ from typing import final
 
 import trio
 
+from .client_auth import HEADER_WHITESPACE
+
 logger = logging.getLogger(__name__)
 
 # The paths that mint secrets or call the Responses API; POST only.
@@ -55,8 +57,9 @@ def client_identity(
     """
     if keyed:
         scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return "key:" + hashlib.sha256(token.strip().encode()).hexdigest()[:16]
+        token = token.strip(HEADER_WHITESPACE)
+        if scheme.lower() == "bearer" and token:
+            return "key:" + hashlib.sha256(token.encode()).hexdigest()[:16]
     if trust_forwarded_for:
         hops = [hop.strip() for line in forwarded_for for hop in line.split(",")]
         if hops and hops[-1]:

@@ -22,14 +22,34 @@ class ApiRequest(TrioRequest):
         if not data.strip():
             return {}
         try:
-            return json.loads(data)
-        except json.JSONDecodeError as exc:
+            return parse_json_body(data)
+        except InvalidJSON:
             if silent:
                 return None
-            raise InvalidJSON(
-                f"Malformed JSON body: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-            ) from None
-        except UnicodeDecodeError:
-            if silent:
-                return None
-            raise InvalidJSON("Malformed JSON body: it is not UTF-8 text") from None
+            raise
+
+
+def parse_json_body(data: bytes) -> Any:
+    """*data* (not empty) parsed as JSON text.
+
+    Raises:
+        InvalidJSON: for anything that is not JSON text, saying what is wrong: not UTF-8 (nor
+            the UTF-16/32 json.loads detects), bad syntax, a number with more digits than int()
+            converts, or nesting deeper than the parser's recursion. Nothing else escapes.
+    """
+    try:
+        # Strict, unlike json.loads(bytes), which lets UTF-8-encoded surrogates through.
+        text = data.decode(json.detect_encoding(data))
+    except UnicodeDecodeError:
+        raise InvalidJSON("Malformed JSON body: it is not UTF-8 text") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidJSON(
+            f"Malformed JSON body: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    except ValueError:
+        # int() refuses strings beyond sys.get_int_max_str_digits() (4300 by default).
+        raise InvalidJSON("Malformed JSON body: a number in it has too many digits") from None
+    except RecursionError:
+        raise InvalidJSON("Malformed JSON body: it is nested too deeply") from None

@@ -534,7 +534,13 @@ class SessionManager:
         await start_fresh(self._nursery, self._run_session, session)
         logger.info("session %s created (secret %s)", record.session_id, secret.prefix)
         if call_id:
-            await session.attach(call_id)
+            try:
+                await session.attach(call_id)
+            except BaseException:
+                # The client never learns this session's id: it must not outlive the request.
+                with trio.CancelScope(shield=True):
+                    await session.end()
+                raise
         return session, secret
 
     async def renew(self, session_id: str) -> tuple[LiveSession, ClientSecret, str]:
