@@ -13,6 +13,7 @@ import trio
 from realtime_trio.config import Settings
 from realtime_trio.serve import serve
 from realtime_trio.simulator import DEFAULT_API_KEY, RunningSimulator, run_simulator
+from sim_client import SimControl
 
 StartServer = Callable[..., Awaitable[str]]
 
@@ -42,6 +43,13 @@ def make_settings(**overrides: Any) -> Settings:
 @pytest.fixture
 async def simulator(nursery: trio.Nursery) -> RunningSimulator:
     return await nursery.start(run_simulator)
+
+
+@pytest.fixture
+async def sim(simulator: RunningSimulator) -> AsyncIterator[SimControl]:
+    """The simulator's control API and the app's calls to it, over HTTP."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        yield SimControl(simulator, http)
 
 
 @pytest.fixture

@@ -11,6 +11,12 @@ import trio
 from realtime_trio.demo import SDP_OFFER
 from realtime_trio.simulator import RunningSimulator
 
+# Sideband reconnects within milliseconds, for tests that drop calls.
+FAST_RECONNECTS = {
+    "sideband_reconnect_backoff_seconds": 0.01,
+    "sideband_reconnect_max_backoff_seconds": 0.05,
+}
+
 
 class SimControl:
     """The simulator seen from outside: WebRTC call creation and its `/_sim` control API."""
@@ -119,3 +125,9 @@ def all_tasks() -> list[trio.lowlevel.Task]:
         for nursery in task.child_nurseries:
             pending.extend(nursery.child_tasks)
     return found
+
+
+async def sockets_opened(sim: SimControl, call_id: str, n: int) -> dict[str, Any] | None:
+    """The call once *n* sockets have been opened on it and one is open (a reconnect made)."""
+    call = await sim.call(call_id)
+    return call if len(call["sockets"]) >= n and open_sockets(call) else None

@@ -17,12 +17,6 @@ RESPONSES = "/v1/responses"
 ADA = {"first_name": "Ada", "last_name": "Lovelace", "income": 4500.0}
 
 
-@pytest.fixture
-async def sim(simulator: RunningSimulator) -> AsyncIterator[SimControl]:
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield SimControl(simulator, http)
-
-
 async def transcribed(client: httpx.AsyncClient, session_id: str, n: int) -> bool:
     entries = (await session_state(client, session_id))["transcript"]
     return len(entries) >= n and all(e["status"] == "complete" for e in entries)

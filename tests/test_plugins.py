@@ -83,12 +83,6 @@ class ShopPlugin:
 
 
 @pytest.fixture
-async def sim(simulator: RunningSimulator) -> AsyncIterator[SimControl]:
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield SimControl(simulator, http)
-
-
-@pytest.fixture
 def shop() -> ShopPlugin:
     return ShopPlugin()
 

@@ -39,12 +39,10 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-import pytest
 import trio
 from hypothesis import given, note, reject, settings
 from hypothesis import strategies as st
 
-from realtime_trio.simulator import RunningSimulator
 from sim_client import SimControl, live_session, new_session, wait_until
 
 logger = logging.getLogger(__name__)
@@ -761,12 +759,6 @@ def check_answer(sent: Sent, response: httpx.Response) -> None:
 
 
 # -- the tests --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def sim(simulator: RunningSimulator) -> Any:
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield SimControl(simulator, http)
 
 
 async def fuzz(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -18,21 +17,19 @@ from realtime_trio import Tool, ToolContext, hookimpl
 from realtime_trio.plugins import load_plugins
 from realtime_trio.simulator import RunningSimulator
 from sim_client import (
+    FAST_RECONNECTS,
     SimControl,
     all_tasks,
     live_session,
     new_session,
     open_sockets,
     session_state,
+    sockets_opened,
     wait_for_sideband,
     wait_until,
 )
 
 CHURN = 2000
-FAST_RECONNECTS = {
-    "sideband_reconnect_backoff_seconds": 0.01,
-    "sideband_reconnect_max_backoff_seconds": 0.05,
-}
 
 
 class Echo(BaseModel):
@@ -64,12 +61,6 @@ class EchoPlugin:
         self.waiting += 1
         await self.release.wait()
         return {"ok": True}
-
-
-@pytest.fixture
-async def sim(simulator: RunningSimulator) -> AsyncIterator[SimControl]:
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield SimControl(simulator, http)
 
 
 @pytest.fixture
@@ -113,11 +104,7 @@ async def test_ten_drops_at_random_points_lose_no_turn_and_answer_every_call_onc
             await sim.drive(call_id, "drop")
             sockets += 1
 
-            async def reconnected() -> bool:
-                call = await sim.call(call_id)
-                return len(call["sockets"]) >= sockets and bool(open_sockets(call))
-
-            await wait_until(reconnected)
+            await wait_until(lambda: sockets_opened(sim, call_id, sockets))
             await wait_for_sideband(client, session_id, "connected")
 
         for index, kind in enumerate(steps):
@@ -185,7 +172,7 @@ async def test_a_reconnect_asks_for_the_turns_the_drop_left_unfinished(
             await sim.drive(call_id, "user", text="Said in the dark.", transcriptionDelayMs=300)
         )["itemId"]
         await sim.drive(call_id, "drop")
-        await wait_until(lambda: _socket_count(sim, call_id, 2))
+        await wait_until(lambda: sockets_opened(sim, call_id, 2))
 
         async def transcribed() -> list[dict[str, Any]] | None:
             entries = (await session_state(client, session_id))["transcript"]
@@ -199,11 +186,6 @@ async def test_a_reconnect_asks_for_the_turns_the_drop_left_unfinished(
     assert [e["item_id"] for e in retrieves] == [item]
 
 
-async def _socket_count(sim: SimControl, call_id: str, n: int) -> bool:
-    call = await sim.call(call_id)
-    return len(call["sockets"]) >= n and bool(open_sockets(call))
-
-
 # -- a reconnect storm is bounded ------------------------------------------------------------
 
 
@@ -214,7 +196,7 @@ async def test_reconnect_attempts_count_per_outage(start_server: Any, sim: SimCo
         session_id, call_id = await live_session(client, sim)
         for sockets in (2, 3, 4):
             await sim.drive(call_id, "drop")
-            await wait_until(lambda n=sockets: _socket_count(sim, call_id, n))
+            await wait_until(lambda n=sockets: sockets_opened(sim, call_id, n))
             await wait_for_sideband(client, session_id, "connected")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -16,6 +15,7 @@ from realtime_trio.serve import serve
 from realtime_trio.sessions import is_session_id, new_session_id
 from realtime_trio.simulator import DEFAULT_API_KEY, Fault, RunningSimulator
 from sim_client import (
+    FAST_RECONNECTS,
     SimControl,
     all_tasks,
     live_session,
@@ -23,21 +23,12 @@ from sim_client import (
     new_session,
     open_sockets,
     session_state,
+    sockets_opened,
     wait_for_sideband,
     wait_until,
 )
 
 CLIENT_SECRETS = "/v1/realtime/client_secrets"
-FAST_RECONNECTS = {
-    "sideband_reconnect_backoff_seconds": 0.01,
-    "sideband_reconnect_max_backoff_seconds": 0.05,
-}
-
-
-@pytest.fixture
-async def sim(simulator: RunningSimulator) -> AsyncIterator[SimControl]:
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield SimControl(simulator, http)
 
 
 # -- creating sessions --------------------------------------------------------------------
@@ -439,7 +430,7 @@ async def test_an_abrupt_drop_reconnects_and_the_transcript_continues(
         await wait_until(lambda: _transcript_length(client, session_id, 1))
 
         await sim.drive(call_id, "drop")
-        call = await wait_until(lambda: _sockets_opened(sim, call_id, 2))
+        call = await wait_until(lambda: sockets_opened(sim, call_id, 2))
         await wait_for_sideband(client, session_id, "connected")
         await sim.drive(call_id, "user", text="After the drop.")
         await wait_until(lambda: _transcript_length(client, session_id, 2))
@@ -450,11 +441,6 @@ async def test_an_abrupt_drop_reconnects_and_the_transcript_continues(
     updates = await sim.client_events(call_id, "session.update")
     assert len(updates) == 2
     assert updates[0] == updates[1]  # tools and instructions re-sent, not lost
-
-
-async def _sockets_opened(sim: SimControl, call_id: str, n: int) -> dict[str, Any] | None:
-    call = await sim.call(call_id)
-    return call if len(call["sockets"]) >= n and open_sockets(call) else None
 
 
 async def test_a_normal_close_from_upstream_ends_in_closed_without_retry(

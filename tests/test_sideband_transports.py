@@ -36,20 +36,18 @@ from realtime_trio.transcript import TRANSCRIPT_EVENT_TYPES, Transcript
 from realtime_trio.ws_client import WebSocketClient
 from realtime_trio.ws_trio_websocket import TrioWebSocket
 from sim_client import (
+    FAST_RECONNECTS,
     SimControl,
     live_session,
     new_session,
     open_sockets,
     session_state,
+    sockets_opened,
     wait_for_sideband,
     wait_until,
 )
 
 TRANSPORTS = ["websockets", "trio-websocket"]
-FAST_RECONNECTS = {
-    "sideband_reconnect_backoff_seconds": 0.01,
-    "sideband_reconnect_max_backoff_seconds": 0.05,
-}
 TOKEN = "sk-test-transport-token-0123456789"
 CLIENTS = {"websockets": WebSocketClient, "trio-websocket": TrioWebSocket}
 
@@ -57,12 +55,6 @@ CLIENTS = {"websockets": WebSocketClient, "trio-websocket": TrioWebSocket}
 @pytest.fixture(params=TRANSPORTS)
 def transport(request: pytest.FixtureRequest) -> str:
     return request.param
-
-
-@pytest.fixture
-async def sim(simulator: RunningSimulator) -> AsyncIterator[SimControl]:
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield SimControl(simulator, http)
 
 
 @pytest.fixture
@@ -166,7 +158,7 @@ async def test_a_drop_reconnects_and_resends_the_session_update(
     session_id, call_id = await live_session(app, sim, enableTranscription=True)
 
     await sim.drive(call_id, "drop")
-    await wait_until(lambda: _sockets_opened(sim, call_id, 2))
+    await wait_until(lambda: sockets_opened(sim, call_id, 2))
     await wait_for_sideband(app, session_id, "connected")
     await sim.drive(call_id, "user", text="Still there?")
 
@@ -174,11 +166,6 @@ async def test_a_drop_reconnects_and_resends_the_session_update(
     assert [e["text"] for e in entries] == ["Still there?"]
     first, second = await sim.client_events(call_id, "session.update")
     assert first == second
-
-
-async def _sockets_opened(sim: SimControl, call_id: str, n: int) -> dict[str, Any] | None:
-    call = await sim.call(call_id)
-    return call if len(call["sockets"]) >= n and open_sockets(call) else None
 
 
 async def test_a_normal_close_from_upstream_ends_in_closed(
@@ -234,7 +221,7 @@ async def test_an_over_size_message_closes_with_1009_and_reconnects(
         session_id, call_id = await live_session(client, sim)
 
         await sim.drive(call_id, "send", raw="x" * (100 * 1024))
-        call = await wait_until(lambda: _sockets_opened(sim, call_id, 2))
+        call = await wait_until(lambda: sockets_opened(sim, call_id, 2))
         await wait_for_sideband(client, session_id, "connected")
         await sim.drive(call_id, "assistant", text="Back again.")
         entries = await wait_until(lambda: complete_entries(client, session_id, 1))
