@@ -359,12 +359,7 @@ body_probes = weighted(
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "FOO"]
 KNOWN_PATHS = [
-    "/token",
-    "/session",
-    "/session/call",
-    "/session/renew",
-    "/session/close",
-    "/extract-profile",
+    *POST_ENDPOINTS,
     "/healthz",
     "/tools",
     "/openapi.json",
