@@ -11,8 +11,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .tool_calls import RecentIds
+from .recent_ids import RecentIds
 from .transcript import Transcript
+
+# Call ids remembered per session to answer each once (a duplicate comes within one response).
+CALL_IDS_REMEMBERED = 4096
 
 
 @dataclass
@@ -32,7 +35,7 @@ class SessionRecord:
     # The history the app was given at its last renew, carried in the instructions after it.
     history: list[str] | None = None
     # Function calls already taken, so each is answered exactly once.
-    answered_call_ids: RecentIds = field(default_factory=RecentIds)
+    answered_call_ids: RecentIds = field(default_factory=lambda: RecentIds(CALL_IDS_REMEMBERED))
     created_at: float = field(default_factory=time.time)
 
 

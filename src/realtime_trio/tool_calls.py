@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterator, MutableSet
+from collections.abc import Awaitable, Callable, MutableSet
 from typing import Any
 
 import trio
@@ -30,38 +30,11 @@ Sender = Callable[..., Awaitable[bool]]  # send(*events) -> whether they went ou
 RESPONSE_DONE_WAIT_SECONDS = 30.0
 # Responses followed at once (one is normally in progress; the rest are never-finished ones).
 MAX_RESPONSES_FOLLOWED = 64
-# Call ids remembered per session to answer each once (a duplicate comes within one response).
-CALL_IDS_REMEMBERED = 4096
 RESPONSE_CREATE: dict[str, Any] = {"type": "response.create"}
 # Every event type `ToolCallRouter.on_event` looks at.
 TOOL_CALL_EVENT_TYPES = frozenset(
     {"response.created", "response.function_call_arguments.done", "response.done"}
 )
-
-
-class RecentIds(MutableSet[str]):
-    """A set that remembers only its latest *maxlen* members."""
-
-    def __init__(self, maxlen: int = CALL_IDS_REMEMBERED) -> None:
-        self._ids: dict[str, None] = {}
-        self._maxlen = maxlen
-
-    def __contains__(self, value: object) -> bool:
-        return value in self._ids
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._ids)
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    def add(self, value: str) -> None:
-        self._ids[value] = None
-        if len(self._ids) > self._maxlen:
-            del self._ids[next(iter(self._ids))]
-
-    def discard(self, value: str) -> None:
-        self._ids.pop(value, None)
 
 
 class ToolCallRouter:

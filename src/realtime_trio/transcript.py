@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from itertools import count
 from typing import Any, Literal
 
+from .recent_ids import RecentIds
+
 Role = Literal["user", "assistant"]
 Status = Literal["pending", "complete", "failed"]
 
@@ -91,7 +93,7 @@ class Transcript:
         self._arrivals = count()
         self._max_items = max_items
         self.dropped_entries = 0
-        self._gone: dict[str, None] = {}
+        self._gone = RecentIds(_GONE_REMEMBERED)
         # Sequence numbers that sort before every root: items whose previous item was dropped
         # become roots and take these, so dropping never reorders what is left.
         self._front = count(-1, -1)
@@ -236,11 +238,9 @@ class Transcript:
         gone = {node.item_id for node in dropped}
         for node in dropped:
             del self._items[node.item_id]
-            self._gone[node.item_id] = None
+            self._gone.add(node.item_id)
             if _entry(node) is not None:
                 self.dropped_entries += 1
-        while len(self._gone) > _GONE_REMEMBERED:
-            del self._gone[next(iter(self._gone))]
         # Items that followed a dropped one become roots, ahead of every other root, in the
         # order they had (the latest numbers sort first).
         orphans = [node for node in kept if node.prev in gone]
