@@ -17,14 +17,23 @@ OPEN_PATHS = frozenset({"/healthz"})
 HEADER_WHITESPACE = " \t"
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, None for anything else.
+
+    Only HTTP's own whitespace around it is ignored, not Unicode's (no-break space, ...).
+    """
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip(HEADER_WHITESPACE)
+    return token if scheme.lower() == "bearer" and token else None
+
+
 def authorize(method: str, path: str, authorization: str | None, keys: Sequence[str]) -> None:
     """Raise `Unauthorized` unless the request may pass (no keys set, an open path, a preflight,
     or a bearer token equal to one of *keys*)."""
     if not keys or path in OPEN_PATHS or method == "OPTIONS":
         return
-    scheme, _, token = (authorization or "").partition(" ")
-    token = token.strip(HEADER_WHITESPACE)  # HTTP's own, not Unicode's (no-break space, ...)
-    if scheme.lower() != "bearer" or not token:
+    token = bearer_token(authorization)
+    if token is None:
         raise Unauthorized("Missing API key: send Authorization: Bearer <key>")
     given = token.encode()
     matched = False

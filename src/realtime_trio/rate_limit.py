@@ -21,7 +21,7 @@ from typing import final
 
 import trio
 
-from .client_auth import HEADER_WHITESPACE
+from .client_auth import bearer_token
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +55,8 @@ def client_identity(
     its last address (the one our proxy appended; the ones before it are the client's say)
     taken instead of the connecting address.
     """
-    if keyed:
-        scheme, _, token = (authorization or "").partition(" ")
-        token = token.strip(HEADER_WHITESPACE)
-        if scheme.lower() == "bearer" and token:
-            return "key:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+    if keyed and (token := bearer_token(authorization)) is not None:
+        return "key:" + hashlib.sha256(token.encode()).hexdigest()[:16]
     if trust_forwarded_for:
         hops = [hop.strip() for line in forwarded_for for hop in line.split(",")]
         if hops and hops[-1]:
