@@ -47,6 +47,19 @@ class SimControl:
         assert response.status_code < 300, response.text
         return response.json() if response.content else {}
 
+    async def arm_fault(self, path: str, **fault: Any) -> None:
+        """Make the simulator misbehave on *path* (`Fault`'s fields: status, delay, times...)."""
+        response = await self.http.post(
+            f"{self.simulator.url}/_sim/faults", json={"path": path, **fault}
+        )
+        assert response.status_code == 201, response.text
+
+    async def requests(self, path: str) -> list[dict[str, Any]]:
+        """The requests the simulator received on *path*, as they crossed the wire, in order."""
+        response = await self.http.get(f"{self.simulator.url}/_sim/requests", params={"path": path})
+        assert response.status_code == 200, response.text
+        return response.json()["requests"]
+
     async def client_events(self, call_id: str, kind: str | None = None) -> list[dict[str, Any]]:
         events = [e["event"] for e in (await self.call(call_id))["clientEvents"]]
         return [e for e in events if kind is None or e.get("type") == kind]

@@ -20,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from realtime_trio.rate_limit import RateLimiter, client_identity
-from realtime_trio.simulator import RunningSimulator
+from sim_client import SimControl
 
 KEYS = "key-for-ios-0123456789,key-for-android-9876543210"
 IOS, ANDROID = KEYS.split(",")
@@ -216,11 +216,6 @@ def test_x_forwarded_for_counts_only_when_trusted_and_then_only_its_last_address
 # Over the wire.
 
 
-async def count_minted(http: httpx.AsyncClient, simulator: RunningSimulator) -> int:
-    answer = await http.get(f"{simulator.url}/_sim/requests", params={"path": CLIENT_SECRETS})
-    return len(answer.json()["requests"])
-
-
 def assert_rate_limited(response: httpx.Response) -> None:
     assert response.status_code == 429, response.text
     seconds = int(response.headers["retry-after"])
@@ -233,7 +228,7 @@ def assert_rate_limited(response: httpx.Response) -> None:
 
 
 async def test_a_client_over_its_limit_gets_429_while_another_key_is_served(
-    start_server: Any, simulator: RunningSimulator
+    start_server: Any, sim: SimControl
 ) -> None:
     url = await start_server(server_api_keys=KEYS, rate_limit_per_minute=2, rate_limit_burst=2)
     ios, android = ({"Authorization": f"Bearer {key}"} for key in (IOS, ANDROID))
@@ -241,7 +236,7 @@ async def test_a_client_over_its_limit_gets_429_while_another_key_is_served(
         first = [(await http.post("/token", json={}, headers=ios)).status_code for _ in range(2)]
         third = await http.post("/token", json={}, headers=ios)
         other_key = await http.post("/token", json={}, headers=android)
-        minted = await count_minted(http, simulator)
+        minted = len(await sim.requests(CLIENT_SECRETS))
 
     assert first == [200, 200]
     assert_rate_limited(third)
@@ -396,7 +391,7 @@ async def test_500_concurrent_sessions_all_succeed_with_rate_limits_off(
 
 
 async def test_500_concurrent_sessions_from_one_client_beyond_the_burst_get_429(
-    start_server: Any, simulator: RunningSimulator
+    start_server: Any, sim: SimControl
 ) -> None:
     per_minute = burst = 100
     url = await start_server(
@@ -407,8 +402,7 @@ async def test_500_concurrent_sessions_from_one_client_beyond_the_burst_get_429(
     statuses = await post_sessions_at_once(url, CONCURRENT)
     # The bucket refills while the burst is served: at most this many tokens came back.
     refilled = math.ceil((trio.current_time() - started) * per_minute / 60)
-    async with httpx.AsyncClient(timeout=30) as http:
-        minted = await count_minted(http, simulator)
+    minted = len(await sim.requests(CLIENT_SECRETS))
 
     assert set(statuses) == {200, 429}
     assert burst <= statuses[200] <= burst + refilled

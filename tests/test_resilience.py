@@ -15,7 +15,6 @@ from pydantic import BaseModel
 from conftest import make_settings
 from realtime_trio import Tool, ToolContext, hookimpl
 from realtime_trio.plugins import load_plugins
-from realtime_trio.simulator import RunningSimulator
 from sim_client import (
     FAST_RECONNECTS,
     SimControl,
@@ -201,21 +200,16 @@ async def test_reconnect_attempts_count_per_outage(start_server: Any, sim: SimCo
 
 
 async def test_a_sideband_gone_for_good_fails_with_the_reason(
-    start_server: Any, sim: SimControl, simulator: RunningSimulator
+    start_server: Any, sim: SimControl
 ) -> None:
     url = await start_server(sideband_reconnect_attempts=2, **FAST_RECONNECTS)
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         session_id, call_id = await live_session(client, sim)
-        refused = {"path": "/v1/realtime", "status": 500, "times": 3}
-        assert (await sim.http.post(f"{simulator.url}/_sim/faults", json=refused)).is_success
+        await sim.arm_fault("/v1/realtime", status=500, times=3)
         await sim.drive(call_id, "drop")
 
         view = await wait_for_sideband(client, session_id, "failed")
-        handshakes = [
-            r
-            for r in (await sim.http.get(f"{simulator.url}/_sim/requests")).json()["requests"]
-            if r["path"] == "/v1/realtime"
-        ]
+        handshakes = await sim.requests("/v1/realtime")
     assert view["sideband"]["lastError"].startswith("gave up after 2 reconnect attempts")
     assert len(handshakes) == 1 + 2  # the first connection, then the attempts of this outage
 

@@ -22,13 +22,6 @@ QUICK = {"upstream_retry_backoff_seconds": 0.01, "upstream_retry_max_backoff_sec
 
 
 @pytest.fixture
-async def sim_http(simulator: RunningSimulator) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the simulator's control API."""
-    async with httpx.AsyncClient(base_url=simulator.url, timeout=30) as http:
-        yield http
-
-
-@pytest.fixture
 async def quick(start_server: Any) -> AsyncIterator[httpx.AsyncClient]:
     """A client of a server that retries twice, a few milliseconds apart."""
     url = await start_server(upstream_retry_attempts=2, **QUICK)
@@ -36,33 +29,22 @@ async def quick(start_server: Any) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-async def arm(sim_http: httpx.AsyncClient, path: str = CLIENT_SECRETS, **fault: Any) -> None:
-    response = await sim_http.post("/_sim/faults", json={"path": path, **fault})
-    assert response.status_code == 201, response.text
-
-
-async def received(sim_http: httpx.AsyncClient, path: str = CLIENT_SECRETS) -> list[Any]:
-    response = await sim_http.get("/_sim/requests", params={"path": path})
-    assert response.status_code == 200, response.text
-    return response.json()["requests"]
-
-
 @pytest.mark.parametrize("endpoint", ["/token", "/session"])
 async def test_a_500_is_retried_and_the_client_gets_its_secret(
     quick: httpx.AsyncClient,
-    sim_http: httpx.AsyncClient,
+    sim: SimControl,
     simulator: RunningSimulator,
     endpoint: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
-    await arm(sim_http, status=500)
+    await sim.arm_fault(CLIENT_SECRETS, status=500)
 
     response = await quick.post(endpoint, json={"voice": "marin"})
 
     assert response.status_code == 200, response.text
     assert list(simulator.state.secrets) == [response.json()["clientSecret"]]
-    first, second = await received(sim_http)
+    first, second = await sim.requests(CLIENT_SECRETS)
     assert first["body"] == second["body"]
     (retried,) = [r.getMessage() for r in caplog.records if r.name.endswith("upstream_retry")]
     assert retried.startswith(
@@ -73,24 +55,24 @@ async def test_a_500_is_retried_and_the_client_gets_its_secret(
 
 
 async def test_a_429_waits_as_long_as_retry_after_says(
-    quick: httpx.AsyncClient, sim_http: httpx.AsyncClient
+    quick: httpx.AsyncClient, sim: SimControl
 ) -> None:
-    await arm(sim_http, status=429, headers={"Retry-After": "1"})
+    await sim.arm_fault(CLIENT_SECRETS, status=429, headers={"Retry-After": "1"})
 
     response = await quick.post("/token")
 
     assert response.status_code == 200, response.text
-    first, second = await received(sim_http)
+    first, second = await sim.requests(CLIENT_SECRETS)
     # Not a timing test: without Retry-After the backoff here is a few milliseconds.
     assert second["receivedAt"] - first["receivedAt"] >= 0.9
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
 async def test_other_4xx_are_final_at_once(
-    quick: httpx.AsyncClient, sim_http: httpx.AsyncClient, status: int
+    quick: httpx.AsyncClient, sim: SimControl, status: int
 ) -> None:
     error = {"message": "No.", "type": "invalid_request_error", "code": "nope"}
-    await arm(sim_http, status=status, error=error)
+    await sim.arm_fault(CLIENT_SECRETS, status=status, error=error)
 
     response = await quick.post("/token")
 
@@ -101,14 +83,16 @@ async def test_other_4xx_are_final_at_once(
         "upstreamStatus": status,
         "upstreamCode": "nope",
     }
-    assert len(await received(sim_http)) == 1
+    assert len(await sim.requests(CLIENT_SECRETS)) == 1
 
 
 @pytest.mark.parametrize("retries", [0, 1, 3])
 async def test_a_persistent_503_is_tried_once_plus_the_retries(
-    start_server: Any, sim_http: httpx.AsyncClient, retries: int
+    start_server: Any, sim: SimControl, retries: int
 ) -> None:
-    await arm(sim_http, status=503, times=10, error={"message": "Overloaded", "type": "x"})
+    await sim.arm_fault(
+        CLIENT_SECRETS, status=503, times=10, error={"message": "Overloaded", "type": "x"}
+    )
     url = await start_server(upstream_retry_attempts=retries, **QUICK)
 
     async with httpx.AsyncClient(base_url=url) as http:
@@ -121,14 +105,14 @@ async def test_a_persistent_503_is_tried_once_plus_the_retries(
         "upstreamStatus": 503,
         "upstreamCode": None,
     }
-    assert len(await received(sim_http)) == 1 + retries
+    assert len(await sim.requests(CLIENT_SECRETS)) == 1 + retries
 
 
 async def test_a_retry_after_beyond_the_total_budget_is_not_waited(
-    start_server: Any, sim_http: httpx.AsyncClient
+    start_server: Any, sim: SimControl
 ) -> None:
     # Waiting would succeed (the fault is armed once): the 429 shows it was not waited for.
-    await arm(sim_http, status=429, headers={"Retry-After": "60"})
+    await sim.arm_fault(CLIENT_SECRETS, status=429, headers={"Retry-After": "60"})
     url = await start_server(upstream_retry_total_seconds=5, **QUICK)
 
     async with httpx.AsyncClient(base_url=url) as http:
@@ -136,13 +120,13 @@ async def test_a_retry_after_beyond_the_total_budget_is_not_waited(
 
     assert response.status_code == 502
     assert response.json()["upstreamStatus"] == 429
-    assert len(await received(sim_http)) == 1
+    assert len(await sim.requests(CLIENT_SECRETS)) == 1
 
 
 async def test_a_timeout_is_not_retried_and_nothing_is_left_stuck(
-    start_server: Any, sim_http: httpx.AsyncClient
+    start_server: Any, sim: SimControl
 ) -> None:
-    await arm(sim_http, delay_seconds=30)
+    await sim.arm_fault(CLIENT_SECRETS, delay_seconds=30)
     url = await start_server(upstream_timeout_seconds=0.5, **QUICK)
 
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
@@ -155,7 +139,7 @@ async def test_a_timeout_is_not_retried_and_nothing_is_left_stuck(
         "code": "upstream_timeout",
     }
     assert after.status_code == 200, after.text
-    assert len(await received(sim_http)) == 2  # the slow one and the next /token's
+    assert len(await sim.requests(CLIENT_SECRETS)) == 2  # the slow one and the next /token's
 
 
 async def test_a_refused_connection_is_retried_then_a_502(
@@ -181,19 +165,18 @@ async def test_a_refused_connection_is_retried_then_a_502(
 
 
 async def test_an_extraction_is_retried_after_a_500(
-    quick: httpx.AsyncClient, sim_http: httpx.AsyncClient, simulator: RunningSimulator
+    quick: httpx.AsyncClient, sim: SimControl
 ) -> None:
-    sim = SimControl(simulator, sim_http)
     session_id, call_id = await live_session(quick, sim, enableTranscription=True)
     await sim.drive(call_id, "user", text="Hi, my name is Ada Lovelace.")
     await wait_until(lambda: _transcribed(quick, session_id))
-    await arm(sim_http, RESPONSES, status=500)
+    await sim.arm_fault(RESPONSES, status=500)
 
     response = await quick.post("/extract-profile", json={"sessionId": session_id})
 
     assert response.status_code == 200, response.text
     assert response.json()["profile"]["first_name"] == "Ada"
-    first, second = await received(sim_http, RESPONSES)
+    first, second = await sim.requests(RESPONSES)
     assert first["body"] == second["body"]
 
 
