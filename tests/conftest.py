@@ -10,7 +10,7 @@ import httpx
 import pytest
 import trio
 
-from realtime_trio.config import Settings
+from realtime_trio._config import Settings
 from realtime_trio.serve import serve
 from realtime_trio.simulator import DEFAULT_API_KEY, RunningSimulator, run_simulator
 from sim_client import SimControl

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import trio
 
-from realtime_trio.demo import SDP_OFFER
+from realtime_trio._demo import SDP_OFFER
 from realtime_trio.simulator import RunningSimulator
 
 # Sideband reconnects within milliseconds, for tests that drop calls.

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from realtime_trio.demo import DemoFailed, load_script, run_demo
+from realtime_trio._demo import DemoFailed, load_script, run_demo
 from realtime_trio.simulator import RunningSimulator
 
 ADA = {"first_name": "Ada", "last_name": "Lovelace", "income": 4500.0}

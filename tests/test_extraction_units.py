@@ -9,7 +9,7 @@ import pytest
 import trio
 from pydantic import BaseModel
 
-from realtime_trio.extraction import (
+from realtime_trio._extraction import (
     CoolingDown,
     Extracted,
     ExtractionFailed,
@@ -18,7 +18,7 @@ from realtime_trio.extraction import (
     parse_profile,
     request_body,
 )
-from realtime_trio.profile import Profile, merge_profiles, strict_json_schema
+from realtime_trio._profile import Profile, merge_profiles, strict_json_schema
 
 
 class Onboarding(BaseModel):

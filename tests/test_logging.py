@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from realtime_trio.logs import DroppingQueueHandler, RedactingFormatter
+from realtime_trio._logs import DroppingQueueHandler, RedactingFormatter
 from realtime_trio.simulator import RunningSimulator
 from sim_client import closed_port
 

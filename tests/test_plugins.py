@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from conftest import make_settings
 from realtime_trio import Tool, ToolContext, ToolResult, hookimpl
-from realtime_trio.plugins import PluginError, load_plugins
+from realtime_trio._plugins import PluginError, load_plugins
 from realtime_trio.simulator import DEFAULT_API_KEY, RunningSimulator
 from sim_client import SimControl, live_session, session_state, wait_until
 

@@ -19,7 +19,7 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from realtime_trio.rate_limit import RateLimiter, client_identity
+from realtime_trio._http._rate_limit import RateLimiter, client_identity
 from sim_client import SimControl
 
 KEYS = "key-for-ios-0123456789,key-for-android-9876543210"

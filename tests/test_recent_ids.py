@@ -1,6 +1,6 @@
 """A set that keeps only its latest members."""
 
-from realtime_trio.recent_ids import RecentIds
+from realtime_trio._recent_ids import RecentIds
 
 
 def test_the_oldest_member_goes_first_beyond_the_bound() -> None:

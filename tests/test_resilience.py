@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from conftest import make_settings
 from realtime_trio import Tool, ToolContext, hookimpl
-from realtime_trio.plugins import load_plugins
+from realtime_trio._plugins import load_plugins
 from sim_client import (
     FAST_RECONNECTS,
     SimControl,

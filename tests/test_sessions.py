@@ -11,8 +11,8 @@ import trio
 from quart.globals import _cv_app, _cv_request
 
 from conftest import make_settings
+from realtime_trio._sessions import is_session_id, new_session_id
 from realtime_trio.serve import serve
-from realtime_trio.sessions import is_session_id, new_session_id
 from realtime_trio.simulator import DEFAULT_API_KEY, Fault, RunningSimulator
 from sim_client import (
     FAST_RECONNECTS,

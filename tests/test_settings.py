@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from realtime_trio.config import Settings, SettingsError, load_settings
+from realtime_trio._config import Settings, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -23,7 +23,7 @@ import httpx
 import pytest
 import trio
 
-from realtime_trio.demo import SDP_OFFER
+from realtime_trio._demo import SDP_OFFER
 from realtime_trio.simulator import DEFAULT_API_KEY
 from sim_client import wait_for_sideband, wait_until
 

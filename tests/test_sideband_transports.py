@@ -22,19 +22,19 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
-from realtime_trio.config import Settings
-from realtime_trio.sessions import LiveSession
-from realtime_trio.sideband import KNOWN_EVENT_TYPES
-from realtime_trio.sideband_socket import (
+from realtime_trio._config import Settings
+from realtime_trio._sessions import LiveSession
+from realtime_trio._sideband import KNOWN_EVENT_TYPES
+from realtime_trio._transcript import TRANSCRIPT_EVENT_TYPES, Transcript
+from realtime_trio._transport import (
     SidebandClosed,
     SidebandRejected,
     SidebandSocket,
     open_sideband_socket,
 )
+from realtime_trio._transport._trio_websocket import TrioWebSocket
+from realtime_trio._transport._websockets import WebSocketClient
 from realtime_trio.simulator import DEFAULT_API_KEY, RunningSimulator
-from realtime_trio.transcript import TRANSCRIPT_EVENT_TYPES, Transcript
-from realtime_trio.ws_client import WebSocketClient
-from realtime_trio.ws_trio_websocket import TrioWebSocket
 from sim_client import (
     FAST_RECONNECTS,
     SimControl,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from realtime_trio.transcript import Transcript
+from realtime_trio._transcript import Transcript
 
 
 def user_committed(item_id: str, prev: str | None) -> list[dict[str, Any]]:

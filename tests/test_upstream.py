@@ -11,10 +11,10 @@ import httpx
 import pytest
 import trio
 
-from realtime_trio.config import Settings
-from realtime_trio.errors import UpstreamBadResponse, UpstreamStatusError, UpstreamTimeout
-from realtime_trio.upstream import OpenAIClient
-from realtime_trio.upstream_retry import RetryPolicy, retry_after_seconds, should_retry
+from realtime_trio._config import Settings
+from realtime_trio._errors import UpstreamBadResponse, UpstreamStatusError, UpstreamTimeout
+from realtime_trio._upstream import OpenAIClient
+from realtime_trio._upstream_retry import RetryPolicy, retry_after_seconds, should_retry
 
 KEY = "sk-unit-test-key-abcdef"
 NOW = 1_700_000_000.0

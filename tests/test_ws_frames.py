@@ -12,7 +12,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import OPEN
 from websockets.uri import parse_uri
 
-from realtime_trio.ws_frames import FrameSplitter
+from realtime_trio._transport._frames import FrameSplitter
 
 MAX_SIZE = 1 << 20
 

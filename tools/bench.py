@@ -55,8 +55,8 @@ from bench_support import (
     server_env,
     simulator_argv,
 )
-from realtime_trio.demo import SDP_OFFER
-from realtime_trio.sideband_socket import open_sideband_socket
+from realtime_trio._demo import SDP_OFFER
+from realtime_trio._transport import open_sideband_socket
 
 NOOP = {"name": "bench_noop", "arguments": {}}
 CONCURRENCY = 50

@@ -8,7 +8,7 @@
     python tools/client.py script src/realtime_trio/demo_script.json
 
 The session and call ids are kept in a small state file (`--state`) between invocations.
-Steps run through `realtime_trio.demo.ScriptRunner`, so they are checked as the demo checks
+Steps run through `realtime_trio._demo.ScriptRunner`, so they are checked as the demo checks
 them; a failed step prints one line and exits 1.
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import trio
 
-from realtime_trio.demo import AppClient, DemoFailed, ScriptRunner, load_script
+from realtime_trio._demo import AppClient, DemoFailed, ScriptRunner, load_script
 
 
 def _steps(args: argparse.Namespace) -> list[dict[str, Any]] | None:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import trio
 
+from ._config import SettingsError, load_settings
+from ._logs import configure_logging
 from ._version import __version__
-from .config import SettingsError, load_settings
-from .logs import configure_logging
 
 logger = logging.getLogger("realtime_trio")
 
@@ -63,8 +63,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .plugins import PluginError, load_plugins
-    from .serve import run_until_signalled, serve
+    from ._plugins import PluginError, load_plugins
+    from ._signals import run_until_signalled
+    from .serve import serve
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     try:
@@ -111,7 +112,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from .serve import run_until_signalled
+    from ._signals import run_until_signalled
 
     try:
         from .simulator import DEFAULT_API_KEY, SimulatorState, run_simulator
@@ -131,7 +132,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     try:
-        from . import demo
+        from . import _demo as demo
     except ImportError as exc:
         print(f"realtime-trio: {exc}", file=sys.stderr)
         return 2

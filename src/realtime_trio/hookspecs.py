@@ -14,8 +14,8 @@ import pluggy
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from .plugin_api import Tool
-    from .transcript import TranscriptEntry
+    from ._plugin_api import Tool
+    from ._transcript import TranscriptEntry
 
 PROJECT = "realtime_trio"
 

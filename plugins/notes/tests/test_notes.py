@@ -14,7 +14,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from realtime_trio.profile import merge_profiles
+from realtime_trio._profile import merge_profiles
 from sim_client import SimControl, live_session, session_state
 
 NOTES_PLUGIN = Path(__file__).resolve().parent.parent / "notes.py"

@@ -25,7 +25,7 @@ from functools import partial
 
 import trio
 
-from ..serve import ShutdownTrigger, serve_app
+from .._hypercorn import ShutdownTrigger, serve_app
 from .app import create_simulator_app
 from .calls import CallEnded, ReceivedEvent, SimCall, SimSocket, ToolCallResult
 from .responses import FAILURE_MODES, ArmedResponses, FailureMode

@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from ..fresh_tasks import start_fresh
+from .._fresh_tasks import start_fresh
 from .calls import SimCall
 from .responses import ArmedResponses
 from .sessions import new_id

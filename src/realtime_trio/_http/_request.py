@@ -7,7 +7,7 @@ from typing import Any
 
 from quart_trio.wrappers import TrioRequest
 
-from .errors import InvalidJSON
+from .._errors import InvalidJSON
 
 
 class ApiRequest(TrioRequest):

@@ -20,29 +20,29 @@ from typing import Any
 import trio
 from pydantic import ValidationError
 
-from .config import Settings
-from .errors import RenewInProgress, SessionLimitReached, UnknownSession
-from .extraction import (
+from ._config import Settings
+from ._errors import RenewInProgress, SessionLimitReached, UnknownSession
+from ._extraction import (
     ExtractionScope,
     Failed,
     NoTranscript,
     Outcome,
     extract_profile,
 )
-from .fresh_tasks import start_fresh
-from .instructions import DEFAULT_BASE_INSTRUCTIONS, with_history
-from .plugin_api import ToolContext, ToolResult
-from .plugins import PluginRegistry
-from .profile import empty_profile, merge_profiles
-from .session_config import realtime_session_config
-from .sideband import Sideband, SidebandState
-from .store import SessionRecord, SessionStore
-from .tool_calls import TOOL_CALL_EVENT_TYPES, ToolCallRouter
-from .tools import FunctionCall, ToolAnswer
-from .transcript import TRANSCRIPT_EVENT_TYPES, Transcript
-from .upstream import ClientSecret, OpenAIClient
+from ._fresh_tasks import start_fresh
+from ._instructions import DEFAULT_BASE_INSTRUCTIONS, with_history
+from ._plugin_api import ToolContext, ToolResult
+from ._plugins import PluginRegistry
+from ._profile import empty_profile, merge_profiles
+from ._session_config import realtime_session_config
+from ._sideband import Sideband, SidebandState
+from ._store import SessionRecord, SessionStore
+from ._tools._calls import FunctionCall, ToolAnswer
+from ._tools._router import TOOL_CALL_EVENT_TYPES, ToolCallRouter
+from ._transcript import TRANSCRIPT_EVENT_TYPES, Transcript
+from ._upstream import ClientSecret, OpenAIClient
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("realtime_trio.sessions")
 
 STORE_CLEANUP_SECONDS = 5.0
 # How long an extraction waits for user transcriptions still in flight, so that the sentence

@@ -3,7 +3,7 @@
 The protocol object (`websockets.client.ClientProtocol`) does what must be exactly right and is
 rare: the opening handshake, masking what we send, pings, the close handshake, and failing the
 connection on a bad or over-size frame. What is frequent, whole text frames from the server,
-bypasses it: `ws_frames.FrameSplitter` slices them out of large reads, and only the other frames
+bypasses it: `_frames.FrameSplitter` slices them out of large reads, and only the other frames
 reach the protocol, in order. There is no reader task: pings are answered while someone
 receives, which the sideband does for as long as it is connected.
 """
@@ -22,18 +22,15 @@ from websockets.frames import Opcode
 from websockets.protocol import OPEN
 from websockets.uri import parse_uri
 
-from .sideband_socket import (
+from ._base import (
     CLOSE_TIMEOUT_SECONDS,
     NORMAL_CLOSURE,
     SidebandClosed,
     SidebandRejected,
     SidebandUnreachable,
-    close_stream,
-    open_stream,
-    rejection_message,
-    unreachable,
 )
-from .ws_frames import FrameSplitter
+from ._frames import FrameSplitter
+from ._streams import close_stream, open_stream, rejection_message, unreachable
 
 RECEIVE_BYTES = 256 * 1024  # one read carries hundreds of events
 MAX_RESPONSE_HEAD = 64 * 1024

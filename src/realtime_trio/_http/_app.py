@@ -12,19 +12,19 @@ from quart_schema import QuartSchema, RequestSchemaValidationError
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from . import api
-from ._version import __version__
-from .access_log import AccessLogMiddleware
-from .client_auth import authorize
-from .config import Settings
-from .errors import RateLimited, RealtimeTrioError, Unauthorized
-from .rate_limit import RateLimiter, client_identity, is_limited
-from .request import ApiRequest
-from .services import EXTENSION_KEY, Services
-from .sessions import SessionManager
-from .upstream import OpenAIClient
+from .._config import Settings
+from .._errors import RateLimited, RealtimeTrioError, Unauthorized
+from .._sessions import SessionManager
+from .._upstream import OpenAIClient
+from .._version import __version__
+from . import _handlers as api
+from ._access_log import AccessLogMiddleware
+from ._client_auth import authorize
+from ._rate_limit import RateLimiter, client_identity, is_limited
+from ._request import ApiRequest
+from ._services import EXTENSION_KEY, Services
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("realtime_trio.app")
 
 CORS_MAX_AGE_SECONDS = 600
 

@@ -22,17 +22,14 @@ from trio_websocket import (
     wrap_client_stream,
 )
 
-from .sideband_socket import (
+from ._base import (
     CLOSE_TIMEOUT_SECONDS,
     NORMAL_CLOSURE,
     SidebandClosed,
     SidebandRejected,
     SidebandSocketError,
-    close_stream,
-    open_stream,
-    rejection_message,
-    unreachable,
 )
+from ._streams import close_stream, open_stream, rejection_message, unreachable
 
 
 @final

@@ -22,9 +22,9 @@ import trio
 
 import realtime_trio
 
-from .config import Settings
-from .errors import secret_prefix
-from .plugins import PluginError, load_plugins
+from ._config import Settings
+from ._errors import secret_prefix
+from ._plugins import PluginError, load_plugins
 from .serve import serve
 from .simulator import DEFAULT_API_KEY, RunningSimulator, run_simulator
 

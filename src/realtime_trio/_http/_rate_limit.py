@@ -21,9 +21,9 @@ from typing import final
 
 import trio
 
-from .client_auth import bearer_token
+from ._client_auth import bearer_token
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("realtime_trio.rate_limit")
 
 # The paths that mint secrets or call the Responses API; POST only.
 LIMITED_PATHS = frozenset({"/token", "/session", "/session/renew", "/extract-profile"})

@@ -18,12 +18,12 @@ from typing import Any
 import trio
 from pydantic import BaseModel, ValidationError
 
-from .errors import RealtimeTrioError, UpstreamError
-from .fresh_tasks import start_soon_fresh
-from .profile import cached_strict_json_schema, merge_profiles
-from .upstream import OpenAIClient
+from ._errors import RealtimeTrioError, UpstreamError
+from ._fresh_tasks import start_soon_fresh
+from ._profile import cached_strict_json_schema, merge_profiles
+from ._upstream import OpenAIClient
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("realtime_trio.extraction")
 
 SCHEMA_NAME = "user_profile"
 

@@ -8,8 +8,10 @@ from typing import TypeVar
 from quart import Blueprint
 from quart_schema import document_response, validate_request, validate_response
 
-from .errors import MissingField, UnknownSession
-from .models import (
+from .._errors import MissingField, UnknownSession
+from .._session_config import realtime_session_config
+from .._sessions import SessionOptions
+from ._models import (
     CloseResponse,
     ErrorResponse,
     ExtractProfileResponse,
@@ -26,9 +28,7 @@ from .models import (
     TokenResponse,
     ToolsResponse,
 )
-from .services import current_services
-from .session_config import realtime_session_config
-from .sessions import SessionOptions
+from ._services import current_services
 
 blueprint = Blueprint("api", __name__)
 

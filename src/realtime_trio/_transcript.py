@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from itertools import count
 from typing import Any, Literal
 
-from .recent_ids import RecentIds
+from ._recent_ids import RecentIds
 
 Role = Literal["user", "assistant"]
 Status = Literal["pending", "complete", "failed"]

@@ -16,9 +16,8 @@ from typing import Any
 import httpx
 import trio
 
-from ._version import __version__
-from .config import Settings
-from .errors import (
+from ._config import Settings
+from ._errors import (
     UpstreamBadResponse,
     UpstreamNotConfigured,
     UpstreamStatusError,
@@ -27,9 +26,10 @@ from .errors import (
     redact,
     secret_prefix,
 )
-from .upstream_retry import RetryPolicy, send_with_retries
+from ._upstream_retry import RetryPolicy, send_with_retries
+from ._version import __version__
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("realtime_trio.upstream")
 
 
 @dataclass(frozen=True)

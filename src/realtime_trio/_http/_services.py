@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from quart import current_app
 
-from .config import Settings
-from .plugins import PluginRegistry
-from .sessions import SessionManager
-from .upstream import OpenAIClient
+from .._config import Settings
+from .._plugins import PluginRegistry
+from .._sessions import SessionManager
+from .._upstream import OpenAIClient
 
 EXTENSION_KEY = "realtime_trio"
 

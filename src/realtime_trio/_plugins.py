@@ -25,14 +25,15 @@ from typing import Any
 import pluggy
 from pydantic import BaseModel
 
-from . import builtin_tools, hookspecs
-from .config import Settings, comma_list
-from .instructions import build_instructions
-from .plugin_api import Tool
-from .profile import Profile
-from .transcript import TranscriptEntry
+from . import _builtin_tools as builtin_tools
+from . import hookspecs
+from ._config import Settings, comma_list
+from ._instructions import build_instructions
+from ._plugin_api import Tool
+from ._profile import Profile
+from ._transcript import TranscriptEntry
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("realtime_trio.plugins")
 
 ENTRY_POINT_GROUP = "realtime_trio"
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")

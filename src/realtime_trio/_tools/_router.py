@@ -20,9 +20,9 @@ from typing import Any
 
 import trio
 
-from .tools import FunctionCall, ToolAnswer, function_call_output
+from ._calls import FunctionCall, ToolAnswer, function_call_output
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("realtime_trio.tool_calls")
 
 Answerer = Callable[[FunctionCall], Awaitable[ToolAnswer]]
 Sender = Callable[..., Awaitable[bool]]  # send(*events) -> whether they went out

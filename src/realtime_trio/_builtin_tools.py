@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .extraction import CoolingDown, Extracted, NoTranscript
+from ._extraction import CoolingDown, Extracted, NoTranscript
+from ._plugin_api import NoArguments, Tool, ToolContext
 from .hookspecs import hookimpl
-from .plugin_api import NoArguments, Tool, ToolContext
 
 EXTRACT_PROFILE = "extract_profile"
 

@@ -17,8 +17,8 @@ import httpx
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
-    from .config import Settings
-    from .transcript import TranscriptEntry
+    from ._config import Settings
+    from ._transcript import TranscriptEntry
 
 Handler = Callable[["ToolContext", Any], Awaitable[Any]]
 

@@ -17,7 +17,7 @@ import sys
 import time
 from logging.handlers import QueueHandler, QueueListener
 
-from .errors import redact
+from ._errors import redact
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_QUEUE_RECORDS = 10_000

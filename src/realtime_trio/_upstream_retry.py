@@ -30,10 +30,10 @@ from tenacity import (
     stop_after_attempt,
 )
 
-from .config import Settings
-from .errors import UpstreamUnreachable
+from ._config import Settings
+from ._errors import UpstreamUnreachable
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("realtime_trio.upstream_retry")
 
 Send = Callable[[float], Awaitable[httpx.Response]]
 

@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .recent_ids import RecentIds
-from .transcript import Transcript
+from ._recent_ids import RecentIds
+from ._transcript import Transcript
 
 # Call ids remembered per session to answer each once (a duplicate comes within one response).
 CALL_IDS_REMEMBERED = 4096

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import Settings
+from ._config import Settings
 
 
 def realtime_session_config(

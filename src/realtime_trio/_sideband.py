@@ -23,8 +23,8 @@ from typing import Any, Protocol
 import orjson
 import trio
 
-from .config import Settings
-from .sideband_socket import (
+from ._config import Settings
+from ._transport import (
     NORMAL_CLOSURE,
     SidebandClosed,
     SidebandRejected,
@@ -33,7 +33,7 @@ from .sideband_socket import (
     open_sideband_socket,
 )
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("realtime_trio.sideband")
 
 # Server event types of the GA API, plus the beta-era names still seen; anything else is
 # counted and skipped.

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .plugin_api import Tool
+    from ._plugin_api import Tool
 
 DEFAULT_BASE_INSTRUCTIONS = (
     "You are a warm, concise voice assistant. Speak naturally, keep answers short, and ask one "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Sequence
 
-from .errors import Unauthorized
+from .._errors import Unauthorized
 
 OPEN_PATHS = frozenset({"/healthz"})
 HEADER_WHITESPACE = " \t"
