@@ -11,9 +11,10 @@ demo: $(VENV)/.installed-demo  ## the main job, offline, on the embedded simulat
 test: $(VENV)/.installed-dev  ## the whole test suite
 	$(BIN)/python -m pytest
 
-lint: $(VENV)/.installed-dev  ## ruff check and format check
+lint: $(VENV)/.installed-dev  ## ruff check and format check, and mypy (strict; pyproject.toml)
 	$(BIN)/ruff check src plugins tools tests
 	$(BIN)/ruff format --check src plugins tools tests
+	$(BIN)/mypy
 
 bench: $(VENV)/.installed-dev  ## the benchmarks (BENCHMARKS.md); figures also in bench-results.json
 	$(BIN)/python tools/bench.py --out bench-results.json

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import trio
+from pydantic import SecretStr
 
 import realtime_trio
 
@@ -82,7 +83,7 @@ def load_script(path: Path | None = None) -> list[dict[str, Any]]:
             raise DemoFailed(f"cannot read the script: {exc}") from None
         if Path(path).suffix.lower() in (".yaml", ".yml"):
             try:
-                import yaml  # type: ignore[import-untyped]
+                import yaml  # type: ignore[import-untyped]  # optional, and untyped without its stubs
             except ImportError:
                 raise DemoFailed(f"{path}: reading YAML needs PyYAML installed") from None
             data = yaml.safe_load(text)
@@ -141,11 +142,12 @@ class AppClient:
     call_id: str | None = None
     client_secret: str | None = None
 
-    async def _json(self, response: httpx.Response, expected: int = 200) -> Any:
+    async def _json(self, response: httpx.Response, expected: int = 200) -> dict[str, Any]:
         if response.status_code != expected:
             method, url = response.request.method, response.request.url.path
             raise DemoFailed(f"{method} {url} answered {response.status_code}: {response.text}")
-        return response.json() if response.content else {}
+        answer: dict[str, Any] = response.json() if response.content else {}
+        return answer
 
     async def start_session(self, **body: Any) -> dict[str, Any]:
         answer = await self._json(
@@ -409,9 +411,9 @@ async def run_demo(
         simulator: RunningSimulator = await nursery.start(run_simulator)
         # Environment settings apply (LOG_LEVEL, models...), but not a developer's .env, and
         # the upstream is always the embedded simulator.
-        settings = Settings(  # type: ignore[call-arg]
+        settings = Settings(
             _env_file=None,
-            openai_api_key=DEFAULT_API_KEY,
+            openai_api_key=SecretStr(DEFAULT_API_KEY),
             openai_base_url=simulator.base_url,
             host="127.0.0.1",
             port=0,

@@ -10,6 +10,7 @@
      +-- RenewInProgress                429   renew_in_progress
      +-- RateLimited                    429   rate_limited (with Retry-After)
      +-- SessionLimitReached            503   session_limit
+     +-- ShuttingDown                   503   shutting_down
      +-- UpstreamError                  502   upstream_error
           +-- UpstreamNotConfigured     503   not_configured
           +-- UpstreamUnreachable       502   upstream_unreachable
@@ -136,6 +137,16 @@ class SessionLimitReached(RealtimeTrioError):
 
     status = 503
     code = "session_limit"
+
+
+class ShuttingDown(RealtimeTrioError):
+    """The server is shutting down: it starts no new session."""
+
+    status = 503
+    code = "shutting_down"
+
+    def __init__(self) -> None:
+        super().__init__("The server is shutting down; try again in a moment")
 
 
 class UpstreamNotConfigured(UpstreamError):

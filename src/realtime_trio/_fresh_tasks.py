@@ -23,6 +23,10 @@ def start_soon_fresh(
     contextvars.Context().run(nursery.start_soon, async_fn, *args)
 
 
+class TaskNotStarted(RuntimeError):
+    """The nursery was closed, or cancelled, before the task could start."""
+
+
 async def start_fresh(
     nursery: trio.Nursery, async_fn: Callable[..., Awaitable[object]], *args: object
 ) -> Any:
@@ -30,6 +34,10 @@ async def start_fresh(
 
     A starter task (itself in a fresh context) makes the `start` call, so the new task inherits
     its context; an error before `task_status.started()` is raised here, as `start` would.
+
+    Raises:
+        TaskNotStarted: *nursery* is closed, or was cancelled before the task called
+            `started()` (its `Cancelled` belongs to the nursery, not to the caller).
     """
     started = trio.Event()
     outcome: dict[str, Any] = {}
@@ -42,8 +50,15 @@ async def start_fresh(
         finally:
             started.set()
 
-    start_soon_fresh(nursery, starter)
+    try:
+        start_soon_fresh(nursery, starter)
+    except RuntimeError as exc:  # "Nursery is closed to new arrivals"
+        raise TaskNotStarted(f"{async_fn.__qualname__} not started: {exc}") from None
     await started.wait()
     if "error" in outcome:
         raise outcome["error"]
-    return outcome.get("value")
+    if "value" not in outcome:
+        raise TaskNotStarted(
+            f"{async_fn.__qualname__} not started: its nursery was cancelled first"
+        )
+    return outcome["value"]

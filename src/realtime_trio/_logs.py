@@ -40,6 +40,7 @@ class DroppingQueueHandler(QueueHandler):
 
     def __init__(self, records: queue.Queue[logging.LogRecord]) -> None:
         super().__init__(records)
+        self.records = records  # `queue`, typed as the queue.Queue it is
         self.dropped = 0
         self._reported = 0
 
@@ -68,8 +69,8 @@ class DroppingQueueHandler(QueueHandler):
         """Wait (briefly) until the writer thread has written every queued record (it marks
         each done once handled, so this covers the one being written too)."""
         deadline = time.monotonic() + FLUSH_WAIT_SECONDS
-        records = self.queue
-        while records.unfinished_tasks and time.monotonic() < deadline:  # type: ignore[union-attr]
+        records = self.records
+        while records.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.01)
 
 

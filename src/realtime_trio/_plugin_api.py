@@ -8,16 +8,16 @@ output, or a `ToolResult` for more control.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, final
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
-    from ._config import Settings
+    from ._extraction import Outcome
     from ._transcript import TranscriptEntry
 
 Handler = Callable[["ToolContext", Any], Awaitable[Any]]
@@ -26,7 +26,7 @@ Handler = Callable[["ToolContext", Any], Awaitable[Any]]
 class NoArguments(BaseModel):
     """Parameters of a tool that takes none."""
 
-    model_config = {"extra": "forbid"}
+    model_config = ConfigDict(extra="forbid")
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class Tool:
     timeout_seconds: float | None = None
 
     def json_schema(self) -> dict[str, Any]:
+        """The JSON schema of the parameters, as the model sees it."""
         schema = self.parameters.model_json_schema()
         schema.pop("title", None)
         schema.pop("description", None)
@@ -80,35 +81,87 @@ class ToolResult:
     create_response: bool = True
 
 
-@dataclass
+class ToolSession(Protocol):
+    """What a tool may read and change of the session whose call it answers; the session
+    implements it, and a `ToolContext` is a tool's only way to it."""
+
+    @property
+    def session_id(self) -> str: ...
+
+    def profile_snapshot(self) -> dict[str, Any]:
+        """A copy of the profile as it stands."""
+        ...
+
+    def transcript_entries(self) -> list[TranscriptEntry]:
+        """The conversation so far, in order."""
+        ...
+
+    async def update_profile(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Merge *changes* into the profile; the new instructions reach the call after the
+        output."""
+        ...
+
+    async def set_base_instructions(self, text: str) -> None:
+        """Replace the base instructions; pushed to the call after the output."""
+        ...
+
+    async def request_extraction(self, *, throttled: bool) -> Outcome:
+        """Run, or join, the session's profile extraction."""
+        ...
+
+
+@final
 class ToolContext:
     """What a tool's handler may see and do, for the session whose call it answers.
 
     The handler runs in the session's nursery: it is cancelled when the session ends, and
     after its timeout.
+
+    Args:
+        session: the session, seen only through what `ToolSession` allows.
+        call_id: the id of the function call being answered (one per call, a fit for an
+            idempotency key).
+        http: the server's pooled HTTP client, shared; it carries no credentials.
     """
 
-    session_id: str
-    profile: Mapping[str, Any]
-    settings: Settings
-    http: httpx.AsyncClient
-    _session: Any = field(repr=False)
+    def __init__(self, session: ToolSession, *, call_id: str, http: httpx.AsyncClient) -> None:
+        self._session = session
+        self.call_id = call_id
+        self.http = http
+        self._profile: Mapping[str, Any] = MappingProxyType(session.profile_snapshot())
+
+    def __repr__(self) -> str:
+        return f"ToolContext(session_id={self.session_id!r}, call_id={self.call_id!r})"
+
+    @property
+    def session_id(self) -> str:
+        """The id of the session whose call this tool answers."""
+        return self._session.session_id
+
+    @property
+    def profile(self) -> Mapping[str, Any]:
+        """The session's profile, read-only: as it was when the call came in, or as the last
+        `update_profile` left it."""
+        return self._profile
 
     @cached_property
     def transcript(self) -> Sequence[TranscriptEntry]:
         """The conversation so far, in order; taken when first read (most tools never look,
         and ordering a long conversation is not free)."""
-        return tuple(self._session.record.transcript.entries())
+        return tuple(self._session.transcript_entries())
 
     async def update_profile(self, changes: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Merge *changes* into the profile; new instructions reach the call after the output."""
-        self.profile = MappingProxyType(await self._session.update_profile(dict(changes)))
-        return self.profile
+        """Merge *changes* into the profile; new instructions reach the call after the output.
+
+        Returns the new profile (also in `profile` from now on).
+        """
+        self._profile = MappingProxyType(await self._session.update_profile(dict(changes)))
+        return self._profile
 
     async def set_base_instructions(self, text: str) -> None:
         """Replace the session's base instructions; pushed to the call after the output."""
         await self._session.set_base_instructions(text)
 
-    async def extract_profile(self, *, throttled: bool = True) -> Any:
+    async def extract_profile(self, *, throttled: bool = True) -> Outcome:
         """Run (or join) the session's profile extraction; used by the built-in tool."""
         return await self._session.request_extraction(throttled=throttled)

@@ -183,11 +183,17 @@ def _collect_tools(manager: pluggy.PluginManager) -> dict[str, RegisteredTool]:
     for impl in manager.hook.rt_register_tools.get_hookimpls():  # in registration order
         plugin = impl.plugin_name
         try:
-            offered = list(impl.function() or [])
+            offered = impl.function()
         except Exception as exc:
             raise PluginError(
                 f"plugin {plugin!r} failed to register its tools: {type(exc).__name__}: {exc}"
             ) from None
+        if offered is None:
+            continue
+        if not isinstance(offered, list | tuple):
+            raise PluginError(
+                f"plugin {plugin!r}: rt_register_tools returned {offered!r}, not a list of Tools"
+            )
         for tool in offered:
             if not isinstance(tool, Tool):
                 raise PluginError(f"plugin {plugin!r} returned {tool!r}, which is not a Tool")

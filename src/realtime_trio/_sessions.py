@@ -9,19 +9,16 @@ A session's failure is logged and ends that session only.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import secrets
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 import trio
-from pydantic import ValidationError
 
 from ._config import Settings
-from ._errors import RenewInProgress, SessionLimitReached, UnknownSession
+from ._errors import RenewInProgress, SessionLimitReached, ShuttingDown, UnknownSession
 from ._extraction import (
     ExtractionScope,
     Failed,
@@ -29,26 +26,30 @@ from ._extraction import (
     Outcome,
     extract_profile,
 )
-from ._fresh_tasks import start_fresh
+from ._fresh_tasks import TaskNotStarted, start_fresh
 from ._instructions import DEFAULT_BASE_INSTRUCTIONS, with_history
-from ._plugin_api import ToolContext, ToolResult
 from ._plugins import PluginRegistry
 from ._profile import empty_profile, merge_profiles
 from ._session_config import realtime_session_config
 from ._sideband import Sideband, SidebandState
 from ._store import SessionRecord, SessionStore
-from ._tools._calls import FunctionCall, ToolAnswer
-from ._tools._router import TOOL_CALL_EVENT_TYPES, ToolCallRouter
-from ._transcript import TRANSCRIPT_EVENT_TYPES, Transcript
+from ._tools import TOOL_CALL_EVENT_TYPES, FunctionCall, ToolAnswer, ToolCallRouter
+from ._tools._dispatcher import ToolDispatcher
+from ._transcript import TRANSCRIPT_EVENT_TYPES, Transcript, TranscriptEntry
 from ._upstream import ClientSecret, OpenAIClient
 
 logger = logging.getLogger("realtime_trio.sessions")
 
 STORE_CLEANUP_SECONDS = 5.0
+# How long ending a session waits for its tasks to finish once cancelled (a tool that shields
+# itself from cancellation can hold them); the caller is not held longer than this.
+END_WAIT_SECONDS = 5.0
+GRACEFUL_CLOSE_SECONDS = 3.0
+# The longest `LiveSession.end` takes: the graceful close, then the wait for its tasks.
+ENDING_BOUND_SECONDS = GRACEFUL_CLOSE_SECONDS + END_WAIT_SECONDS + 1.0
 # How long an extraction waits for user transcriptions still in flight, so that the sentence
 # that made the model call `extract_profile` is part of what gets extracted.
 TRANSCRIPTION_WAIT_SECONDS = 3.0
-GRACEFUL_CLOSE_SECONDS = 3.0
 # Pending turns asked for again after a reconnect (the latest ones).
 RESYNC_MAX_ITEMS = 20
 
@@ -91,6 +92,7 @@ class LiveSession:
         store: SessionStore,
         upstream: OpenAIClient,
         plugins: PluginRegistry,
+        tools: ToolDispatcher,
     ) -> None:
         self.record = record
         self.session_id = record.session_id
@@ -101,6 +103,7 @@ class LiveSession:
         self._store = store
         self._upstream = upstream
         self._plugins = plugins
+        self._tools = tools
         self._instructions_changed = False
         self._transcript_changed = trio.Event()
         self.extraction = ExtractionScope(
@@ -187,101 +190,40 @@ class LiveSession:
                 else:
                     transcript.forget_finalized()
         elif kind in TOOL_CALL_EVENT_TYPES and self._router is not None:
-            self._router.on_event(event)
+            # Events only come from the sideband of the call the record names: attaching
+            # another call waits for the previous sideband to finish first.
+            self._router.on_event(event, realtime_call=self.record.call_id)
 
     # -- tools and extraction ---------------------------------------------------------------
 
     async def answer_tool_call(self, call: FunctionCall) -> ToolAnswer:
-        """Dispatch a function call to its plugin's handler; every failure is an error output.
-
-        Arguments are validated before the handler runs; the handler runs in this task (a task
-        of the session's nursery) under its timeout.
-        """
-        output, create_response = await self._run_tool(call)
-        self._plugins.tool_result(self.session_id, call.name, call.call_id, output)
+        """Answer a function call through the dispatcher (every failure is an error output),
+        with the `session.update` its tool made necessary."""
+        result = await self._tools.run(call, self)
+        self._plugins.tool_result(self.session_id, call.name, call.call_id, result.output)
         followups: tuple[dict[str, Any], ...] = ()
         if self._instructions_changed:
             self._instructions_changed = False
             followups = (self.instructions_update(),)
-        return ToolAnswer(output, followups=followups, create_response=create_response)
-
-    async def _run_tool(self, call: FunctionCall) -> tuple[Any, bool]:
-        registered = self._plugins.get(call.name)
-        if registered is None:
-            known = ", ".join(t.tool.name for t in self._plugins.tools)
-            message = f"There is no tool named {call.name!r}. Available tools: {known}."
-            return {"ok": False, "reason": "unknown_tool", "message": message}, True
-        tool = registered.tool
-        try:
-            arguments = tool.parameters.model_validate_json(call.arguments.strip() or "{}")
-        except ValidationError as exc:
-            return _invalid_arguments(tool.name, exc), True
-        context = ToolContext(
-            session_id=self.session_id,
-            profile=MappingProxyType(dict(self.record.profile)),
-            settings=self._settings,
-            http=self._upstream.http,
-            _session=self,
+        return ToolAnswer(
+            result.output, followups=followups, create_response=result.create_response
         )
-        timeout = (
-            tool.timeout_seconds
-            if tool.timeout_seconds is not None
-            else self._settings.tool_timeout_seconds
-        )
-        try:
-            with trio.fail_after(timeout):
-                result = await tool.handler(context, arguments)
-        except trio.TooSlowError:
-            logger.warning(
-                "session %s: tool %s of plugin %s timed out after %gs",
-                self.session_id,
-                tool.name,
-                registered.plugin,
-                timeout,
-            )
-            message = f"The tool {tool.name!r} did not answer within {timeout:g} seconds."
-            return {"ok": False, "reason": "timeout", "message": message}, True
-        except Exception as exc:
-            logger.exception(
-                "session %s: tool %s of plugin %s failed",
-                self.session_id,
-                tool.name,
-                registered.plugin,
-            )
-            message = f"The tool {tool.name!r} failed: {type(exc).__name__}."
-            return {"ok": False, "reason": "error", "message": message}, True
-        if isinstance(result, ToolResult):
-            output, create_response = result.output, result.create_response
-        else:
-            output, create_response = result, True
-        try:
-            size = len(json.dumps(output).encode())
-        except (TypeError, ValueError):
-            logger.error(
-                "session %s: tool %s returned an output that is not JSON",
-                self.session_id,
-                tool.name,
-            )
-            message = f"The tool {tool.name!r} returned an output that is not JSON."
-            return {"ok": False, "reason": "error", "message": message}, True
-        limit = self._settings.tool_output_max_bytes
-        if size > limit:
-            # Cut JSON would not parse and a huge item fills the model's context: say so instead.
-            logger.warning(
-                "session %s: tool %s of plugin %s returned %d bytes, over the %d-byte limit",
-                self.session_id,
-                tool.name,
-                registered.plugin,
-                size,
-                limit,
-            )
-            message = (
-                f"The tool {tool.name!r} returned {size} bytes, more than the limit of {limit}."
-            )
-            return {"ok": False, "reason": "output_too_large", "message": message}, True
-        return output, create_response
 
-    # -- what a ToolContext may do -----------------------------------------------------------
+    async def _send_to_call(self, realtime_call: str | None, *events: dict[str, Any]) -> bool:
+        """Send *events* to *realtime_call* over the sideband attached to it now; False when
+        none is (the session moved to another call) or it could not."""
+        sideband = self.sideband
+        if sideband is None or sideband.call_id != realtime_call:
+            return False
+        return await sideband.send(*events)
+
+    # -- ToolSession: what a ToolContext may do ---------------------------------------------
+
+    def profile_snapshot(self) -> dict[str, Any]:
+        return dict(self.record.profile)
+
+    def transcript_entries(self) -> list[TranscriptEntry]:
+        return self.record.transcript.entries()
 
     async def update_profile(self, changes: dict[str, Any]) -> dict[str, Any]:
         self.record.profile = merge_profiles(self.record.profile, changes)
@@ -350,6 +292,15 @@ class LiveSession:
             with self._scope:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
+                    # One router for the session's whole life: its limits hold across attaches.
+                    self._router = ToolCallRouter(
+                        nursery,
+                        answer=self.answer_tool_call,
+                        send=self._send_to_call,
+                        answered=self.record.answered_call_ids,
+                        session_id=self.session_id,
+                        max_pending=self._settings.session_max_pending_tool_calls,
+                    )
                     task_status.started()
                     await self._until_idle()
                     logger.info(
@@ -371,10 +322,35 @@ class LiveSession:
             await trio.sleep_until(deadline)
 
     async def end(self) -> None:
-        """End the session: close its sideband gracefully, then cancel its scope and tasks."""
-        await self._close_sideband()
+        """End the session: close its sideband gracefully, then cancel its scope and tasks.
+
+        The scope is cancelled whatever happens to the caller meanwhile (a client that hangs
+        up during `DELETE /session/{id}`), and the wait for its tasks is bounded
+        (`END_WAIT_SECONDS`): a tool that shields itself from cancellation cannot hold the
+        caller, only delay the session's own end.
+        """
+        try:
+            await self._close_sideband()
+        finally:
+            self._scope.cancel()
+        with trio.move_on_after(END_WAIT_SECONDS) as waited:
+            await self.finished.wait()
+        if waited.cancelled_caught:
+            logger.warning(
+                "session %s: its tasks did not finish within %gs of ending it (a tool ignores "
+                "cancellation?); it ends when they do",
+                self.session_id,
+                END_WAIT_SECONDS,
+            )
+
+    @property
+    def ending(self) -> bool:
+        """Whether the session was ended (its tasks may still be finishing)."""
+        return self._scope.cancel_called
+
+    def cancel(self) -> None:
+        """End the session without waiting or a graceful close (it may not have started)."""
         self._scope.cancel()
-        await self.finished.wait()
 
     async def _close_sideband(self) -> None:
         sideband = self.sideband
@@ -404,14 +380,6 @@ class LiveSession:
             self.record.call_id = call_id
             await self._store.save(self.record)
             sideband = Sideband(self, call_id=call_id, settings=self._settings)
-            self._router = ToolCallRouter(
-                self._nursery,
-                answer=self.answer_tool_call,
-                send=sideband.send,
-                answered=self.record.answered_call_ids,
-                session_id=self.session_id,
-                max_pending=self._settings.session_max_pending_tool_calls,
-            )
             self.sideband = sideband
             await start_fresh(self._nursery, sideband.run)
             return sideband
@@ -451,6 +419,12 @@ class SessionManager:
         self._upstream = upstream
         self._store = store
         self.plugins = plugins
+        self._tools = ToolDispatcher(
+            plugins,
+            http=upstream.http,
+            timeout_seconds=settings.tool_timeout_seconds,
+            output_max_bytes=settings.tool_output_max_bytes,
+        )
         self._live: dict[str, LiveSession] = {}
         self._creating = 0  # sessions being created (their secrets being minted)
         self._nursery: trio.Nursery | None = None
@@ -475,8 +449,10 @@ class SessionManager:
         return session
 
     def _find(self, session_id: str) -> LiveSession | None:
-        """The live session *session_id* names; a malformed id is not even looked up."""
-        return self._live.get(session_id) if is_session_id(session_id) else None
+        """The live session *session_id* names; a malformed id is not even looked up, and a
+        session being ended is no longer found."""
+        session = self._live.get(session_id) if is_session_id(session_id) else None
+        return None if session is None or session.ending else session
 
     async def create(
         self,
@@ -524,21 +500,33 @@ class SessionManager:
             store=self._store,
             upstream=self._upstream,
             plugins=self.plugins,
+            tools=self._tools,
         )
         secret = await self._upstream.create_client_secret(session.client_secret_config())
         record.client_secret, record.expires_at = secret.value, secret.expires_at
-        await self._store.add(record)
-        self._live[record.session_id] = session
-        if self._nursery is None:
+        nursery = self._nursery
+        if nursery is None:
             raise RuntimeError("SessionManager.run is not running")
-        await start_fresh(self._nursery, self._run_session, session)
+        self._live[record.session_id] = session
+        try:
+            await self._store.add(record)
+            await start_fresh(nursery, self._run_session, session)
+        except BaseException as exc:
+            # Not started, or its starter gave up: nothing of it may stay behind.
+            session.cancel()
+            self._live.pop(record.session_id, None)
+            with trio.CancelScope(shield=True), trio.move_on_after(STORE_CLEANUP_SECONDS):
+                await self._store.remove(record.session_id)
+            if isinstance(exc, TaskNotStarted):
+                raise ShuttingDown() from None
+            raise
         logger.info("session %s created (secret %s)", record.session_id, secret.prefix)
         if call_id:
             try:
                 await session.attach(call_id)
             except BaseException:
                 # The client never learns this session's id: it must not outlive the request.
-                with trio.CancelScope(shield=True):
+                with trio.CancelScope(shield=True), trio.move_on_after(ENDING_BOUND_SECONDS):
                     await session.end()
                 raise
         return session, secret
@@ -595,25 +583,3 @@ class SessionManager:
             with trio.CancelScope(shield=True), trio.move_on_after(STORE_CLEANUP_SECONDS):
                 await self._store.remove(session.session_id)
             logger.info("session %s ended", session.session_id)
-
-
-def _invalid_arguments(tool: str, exc: ValidationError) -> dict[str, Any]:
-    """An output that tells the model what was wrong with its arguments, so it can retry."""
-    errors = exc.errors()
-    if errors and errors[0]["type"] == "json_invalid":
-        return {
-            "ok": False,
-            "reason": "invalid_arguments",
-            "message": f"The arguments for {tool!r} are not valid JSON.",
-        }
-    problems = [
-        {"field": ".".join(str(p) for p in error["loc"]) or "(arguments)", "problem": error["msg"]}
-        for error in errors
-    ]
-    summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
-    return {
-        "ok": False,
-        "reason": "invalid_arguments",
-        "message": f"Invalid arguments for {tool!r}: {summary}",
-        "errors": problems,
-    }

@@ -379,7 +379,9 @@ class Sideband:
         logger.info("sideband %s event %s", self._host.session_id, kind)
 
     def _note_upstream_error(self, event: dict[str, Any]) -> None:
-        error = event.get("error") if isinstance(event.get("error"), dict) else {}
+        error = event.get("error")
+        if not isinstance(error, dict):
+            error = {}
         code, message = error.get("code"), error.get("message")
         self.last_error = f"{code or error.get('type') or 'error'}: {message}"
         logger.warning("sideband %s: upstream error %s: %s", self._host.session_id, code, message)

@@ -255,15 +255,15 @@ class Transcript:
             return
         was_root = node.prev not in self._items
         node.prev = prev
-        known = prev in self._items
-        if prev is not None and not known and prev not in self._gone:
+        parent = self._items.get(prev) if prev is not None else None
+        if prev is not None and parent is None and prev not in self._gone:
             self._awaited_parents.add(prev)
         order = self._order
         if order is None:
             return
-        if known:
+        if parent is not None:
             # Appended after the item just before it, with nothing after: nothing moves.
-            if not (len(order) >= 2 and order[-1] is node and order[-2] is self._items[prev]):
+            if not (len(order) >= 2 and order[-1] is node and order[-2] is parent):
                 self._order = None
         elif not was_root:
             self._order = None

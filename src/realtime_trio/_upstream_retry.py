@@ -28,7 +28,9 @@ from tenacity import (
     retry_if_exception_type,
     retry_if_result,
     stop_after_attempt,
+    stop_any,
 )
+from tenacity.stop import stop_base
 
 from ._config import Settings
 from ._errors import UpstreamUnreachable
@@ -85,9 +87,6 @@ async def send_with_retries(send: Send, policy: RetryPolicy, *, path: str) -> ht
     """
     deadline = trio.current_time() + policy.total_seconds
 
-    def past_deadline(state: RetryCallState) -> bool:
-        return trio.current_time() + state.upcoming_sleep >= deadline
-
     async def attempt() -> httpx.Response:
         left = deadline - trio.current_time()
         return await send(max(0.0, min(policy.attempt_timeout_seconds, left)))
@@ -96,12 +95,22 @@ async def send_with_retries(send: Send, policy: RetryPolicy, *, path: str) -> ht
         sleep=trio.sleep,  # tenacity would find it through sniffio; saying so costs nothing
         retry=retry_if_exception_type(UpstreamUnreachable) | retry_if_result(should_retry),
         wait=lambda state: _wait(policy, state),
-        stop=stop_after_attempt(1 + policy.retries) | past_deadline,
+        stop=stop_any(stop_after_attempt(1 + policy.retries), _PastDeadline(deadline)),
         before_sleep=lambda state: _log_retry(path, policy, state),
         retry_error_callback=_last_outcome,
     )
     response: httpx.Response = await retrying(attempt)
     return response
+
+
+class _PastDeadline(stop_base):
+    """Stop when the next wait would end past *deadline* (Trio's clock)."""
+
+    def __init__(self, deadline: float) -> None:
+        self._deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return trio.current_time() + retry_state.upcoming_sleep >= self._deadline
 
 
 def retry_after_seconds(headers: httpx.Headers, *, now: float | None = None) -> float | None:

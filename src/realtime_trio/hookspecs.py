@@ -29,6 +29,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 @hookspec
 def rt_register_tools() -> list[Tool]:
     """Return the function tools this plugin provides (a list, possibly empty)."""
+    raise NotImplementedError  # a spec: pluggy calls the implementations, never this
 
 
 @hookspec(firstresult=True)

@@ -8,20 +8,27 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+
+from hypercorn.typing import (
+    ASGIFramework,
+    ASGIReceiveCallable,
+    ASGISendCallable,
+    ASGISendEvent,
+    Scope,
+)
 
 logger = logging.getLogger("realtime_trio.access")
-
-Scope = dict[str, Any]
 
 
 class AccessLogMiddleware:
     """Wraps an ASGI app; logs `POST /token 200 12.3ms` with the fields also set on the record."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIFramework) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -48,7 +55,7 @@ class AccessLogMiddleware:
                 },
             )
 
-        async def send_and_log(message: dict[str, Any]) -> None:
+        async def send_and_log(message: ASGISendEvent) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]

@@ -83,6 +83,7 @@ def create_app(
             max_age=CORS_MAX_AGE_SECONDS,
         )
     _register_error_handlers(app)
+    # Quart's documented way to wrap its ASGI app; mypy sees a method being replaced.
     app.asgi_app = AccessLogMiddleware(app.asgi_app)  # type: ignore[method-assign]
     return app
 

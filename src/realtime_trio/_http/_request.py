@@ -18,7 +18,7 @@ class ApiRequest(TrioRequest):
     """
 
     async def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
-        data = await self.get_data(cache=cache, as_text=False)
+        data = await self.get_data(cache, False, False)  # positional: the overload for bytes
         if not data.strip():
             return {}
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from quart import current_app
 
@@ -27,4 +28,4 @@ class Services:
 
 def current_services() -> Services:
     """The services of the app handling the current request."""
-    return current_app.extensions[EXTENSION_KEY]
+    return cast(Services, current_app.extensions[EXTENSION_KEY])

@@ -9,12 +9,17 @@ from typing import Any
 
 @dataclass(frozen=True)
 class FunctionCall:
-    """One call of a tool by the model, as announced on the sideband."""
+    """One call of a tool by the model, as announced on the sideband.
+
+    *realtime_call* is the live call (the WebRTC `call_id` the sideband is attached to) whose
+    conversation the function call belongs to: its output can only go back there.
+    """
 
     call_id: str
     name: str
     arguments: str
     response_id: str | None = None
+    realtime_call: str | None = None
 
 
 @dataclass(frozen=True)

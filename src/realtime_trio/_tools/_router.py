@@ -6,9 +6,13 @@ A call is announced by `response.function_call_arguments.done` and again inside
 itself is done, one `response.create` makes the model speak about the results (the original
 server left the model silent when a tool declined).
 
+One router serves a session for its whole life, across every call it is attached to, so its
+limits hold across attaches; an output goes back to the call its function call came from, over
+whichever sideband is attached to that call by then.
+
 Everything a session keeps here is bounded: handlers running at once (beyond the limit a call
-is answered `busy` at once, and beyond twice the limit it is dropped with a warning), the call
-ids remembered, and the responses followed.
+is answered `busy` at once; beyond twice the limit it waits, unstarted, for a running one to
+finish), the calls waiting, the call ids remembered, and the responses followed.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, MutableSet
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -25,11 +29,19 @@ from ._calls import FunctionCall, ToolAnswer, function_call_output
 logger = logging.getLogger("realtime_trio.tool_calls")
 
 Answerer = Callable[[FunctionCall], Awaitable[ToolAnswer]]
-Sender = Callable[..., Awaitable[bool]]  # send(*events) -> whether they went out
+
+
+class Sender(Protocol):
+    """Sends client events to the live call *realtime_call*, in order; whether they went out."""
+
+    async def __call__(self, realtime_call: str | None, *events: dict[str, Any]) -> bool: ...
+
 
 RESPONSE_DONE_WAIT_SECONDS = 30.0
 # Responses followed at once (one is normally in progress; the rest are never-finished ones).
 MAX_RESPONSES_FOLLOWED = 64
+# Calls waiting for a running one to finish, per limit of running calls.
+DEFERRED_PER_RUNNING = 4
 RESPONSE_CREATE: dict[str, Any] = {"type": "response.create"}
 # Every event type `ToolCallRouter.on_event` looks at.
 TOOL_CALL_EVENT_TYPES = frozenset(
@@ -44,9 +56,10 @@ class ToolCallRouter:
         nursery: the session's nursery; each call is answered in a task of its own there, so
             the sideband's receive loop never waits on a tool.
         answer: produces a call's output (never raises for a tool's own failure).
-        send: sends a client event on the sideband; False when it could not.
+        send: sends client events to a live call; False when it could not.
         answered: the call ids already taken (kept with the session's state).
-        max_pending: handlers running at once; more calls are answered `busy` without one.
+        max_pending: handlers running at once; more calls are answered `busy` without one,
+            and beyond twice as many they wait for a running one to finish.
     """
 
     def __init__(
@@ -67,8 +80,16 @@ class ToolCallRouter:
         self._responses: dict[str, _Response] = {}
         self._max_pending = max_pending
         self._running = 0  # tasks answering calls, handlers and `busy` answers alike
+        # Calls taken but not started, oldest first: more were running than twice the limit.
+        self._deferred: dict[str, tuple[FunctionCall, _Response | None]] = {}
 
-    def on_event(self, event: dict[str, Any]) -> None:
+    @property
+    def running(self) -> int:
+        """Tasks answering calls now (handlers and `busy` answers alike)."""
+        return self._running
+
+    def on_event(self, event: dict[str, Any], *, realtime_call: str | None = None) -> None:
+        """Take one server event of *realtime_call*'s conversation (`TOOL_CALL_EVENT_TYPES`)."""
         kind = event.get("type")
         if kind == "response.created":
             response_id = _response_id(event)
@@ -80,6 +101,7 @@ class ToolCallRouter:
                 name=event.get("name"),
                 arguments=event.get("arguments"),
                 response_id=event.get("response_id"),
+                realtime_call=realtime_call,
             )
         elif kind == "response.done":
             response = event.get("response") or {}
@@ -96,40 +118,65 @@ class ToolCallRouter:
                         name=item.get("name"),
                         arguments=item.get("arguments"),
                         response_id=response_id,
+                        realtime_call=realtime_call,
                     )
             finished = self._responses.get(response_id) if response_id else None
-            if finished is not None:
+            if response_id is not None and finished is not None:
                 finished.status = str(response.get("status"))
                 finished.done.set()
                 if finished.calls_pending == 0 and not finished.had_calls:
-                    del self._responses[response_id]  # type: ignore[arg-type]
+                    del self._responses[response_id]
 
     def _take(
-        self, *, call_id: object, name: object, arguments: object, response_id: object
+        self,
+        *,
+        call_id: object,
+        name: object,
+        arguments: object,
+        response_id: object,
+        realtime_call: str | None,
     ) -> None:
         if not isinstance(call_id, str) or not call_id or call_id in self._answered:
             return
-        self._answered.add(call_id)
         call = FunctionCall(
             call_id=call_id,
             name=name if isinstance(name, str) else "",
             arguments=arguments if isinstance(arguments, str) else json.dumps(arguments or {}),
             response_id=response_id if isinstance(response_id, str) else None,
+            realtime_call=realtime_call,
         )
         if self._running >= 2 * self._max_pending:
+            if len(self._deferred) >= DEFERRED_PER_RUNNING * self._max_pending:
+                # Left untaken: a later announcement of it (its response's `response.done`)
+                # may find room.
+                logger.warning(
+                    "session %s: %d tool calls running and %d waiting; left %s (%s) untaken",
+                    self._session_id,
+                    self._running,
+                    len(self._deferred),
+                    call.call_id,
+                    call.name,
+                )
+                return
             logger.warning(
-                "session %s: %d tool calls already being answered; dropped call %s (%s)",
+                "session %s: %d tool calls already being answered; %s (%s) waits for one",
                 self._session_id,
                 self._running,
                 call.call_id,
                 call.name,
             )
-            return
+        self._answered.add(call_id)
         response = None
         if call.response_id:
             response = self._follow(call.response_id)
             response.calls_pending += 1
             response.had_calls = True
+        if self._running >= 2 * self._max_pending:
+            self._deferred[call.call_id] = (call, response)
+            return
+        self._start(call, response)
+
+    def _start(self, call: FunctionCall, response: _Response | None) -> None:
         busy = self._running >= self._max_pending
         if busy:
             logger.warning(
@@ -159,6 +206,9 @@ class ToolCallRouter:
             await self._answer_and_deliver(call, response, busy)
         finally:
             self._running -= 1
+            if self._deferred:
+                oldest = next(iter(self._deferred))
+                self._start(*self._deferred.pop(oldest))
 
     async def _answer_and_deliver(
         self, call: FunctionCall, response: _Response | None, busy: bool
@@ -199,10 +249,10 @@ class ToolCallRouter:
             return
         self._finish(call, response)
         if self._next_wanted(response, False):
-            await self._send(RESPONSE_CREATE)
+            await self._send(call.realtime_call, RESPONSE_CREATE)
 
     async def _deliver(self, call: FunctionCall, events: list[dict[str, Any]]) -> bool:
-        delivered = await self._send(*events)
+        delivered = await self._send(call.realtime_call, *events)
         if not delivered:
             logger.warning(
                 "session %s: could not deliver the output of %s", self._session_id, call.call_id

@@ -13,7 +13,7 @@ from .._errors import redact
 from ._base import CLOSE_TIMEOUT_SECONDS, SidebandUnreachable
 
 
-async def open_stream(url: str) -> trio.abc.Stream:
+async def open_stream(url: str) -> trio.SocketStream | trio.SSLStream[trio.SocketStream]:
     """A TCP (`ws://`) or TLS (`wss://`) stream to the host of *url*."""
     parts = urlsplit(url)
     host, secure = parts.hostname or "", parts.scheme == "wss"
@@ -42,7 +42,7 @@ def unreachable(cause: BaseException, token: str) -> SidebandUnreachable:
     return SidebandUnreachable(redact(f"{type(cause).__name__}: {cause}", token))
 
 
-def rejection_message(body: bytes | None, token: str) -> str:
+def rejection_message(body: bytes | bytearray | None, token: str) -> str:
     """Upstream's own error message from a refused handshake's body, when it has one."""
     try:
         message = json.loads(body or b"")["error"]["message"]

@@ -31,6 +31,8 @@ from ._base import (
 )
 from ._streams import close_stream, open_stream, rejection_message, unreachable
 
+ABNORMAL_CLOSURE = 1006
+
 
 @final
 class TrioWebSocket:
@@ -157,4 +159,7 @@ def _leaves(group: BaseExceptionGroup) -> Iterator[BaseException]:
 
 
 def _closed(exc: ConnectionClosed) -> SidebandClosed:
-    return SidebandClosed(exc.reason.code, exc.reason.reason)
+    reason = exc.reason
+    if reason is None:
+        return SidebandClosed(ABNORMAL_CLOSURE, "connection lost")
+    return SidebandClosed(reason.code, reason.reason)

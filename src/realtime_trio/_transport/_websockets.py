@@ -18,7 +18,7 @@ from typing import Any, final
 import trio
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidHandshake, InvalidStatus
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 from websockets.protocol import OPEN
 from websockets.uri import parse_uri
 
@@ -119,19 +119,17 @@ class WebSocketClient:
     # -- receiving ------------------------------------------------------------------------------
 
     def _split(self, messages: list[bytes]) -> None:
-        if self._closed is not None:
-            return
         splitter = self._splitter
-        while (frame := splitter.split(messages)) is not None:
+        while self._closed is None and (frame := splitter.split(messages)) is not None:
             self._to_protocol(frame, messages)
-            if self._closed is not None:
-                return
 
     def _to_protocol(self, data: bytes, messages: list[bytes]) -> None:
         """Let the protocol act on frames the splitter handed over; collect whole messages."""
         protocol = self._protocol
         protocol.receive_data(data)
         for frame in protocol.events_received():
+            if not isinstance(frame, Frame):
+                continue  # only a handshake's request or response is anything else
             opcode = frame.opcode
             if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
                 if frame.fin:
@@ -153,7 +151,8 @@ class WebSocketClient:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             data = b""
         if data:
-            self._splitter.feed(data)
+            # A bytearray from some streams: bytes from here on, so payloads can be kept.
+            self._splitter.feed(data if type(data) is bytes else bytes(data))
             return
         self._eof = True
         if self._closed is None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from werkzeug.datastructures import Headers
 
 from .errors import OpenAIError
 from .state import MintedSecret, SimulatorState
 
 
-def bearer_key(headers: Mapping[str, str]) -> str:
+def bearer_key(headers: Headers) -> str:
     """The key of a `Bearer` authorization header.
 
     Raises:
@@ -34,7 +34,7 @@ def incorrect_key(key: str) -> OpenAIError:
     )
 
 
-def require_api_key(state: SimulatorState, headers: Mapping[str, str]) -> str:
+def require_api_key(state: SimulatorState, headers: Headers) -> str:
     """The standard API key the request carries.
 
     Raises:
@@ -46,9 +46,7 @@ def require_api_key(state: SimulatorState, headers: Mapping[str, str]) -> str:
     return key
 
 
-def api_key_or_secret(
-    state: SimulatorState, headers: Mapping[str, str]
-) -> tuple[str, MintedSecret | None]:
+def api_key_or_secret(state: SimulatorState, headers: Headers) -> tuple[str, MintedSecret | None]:
     """The key, and the minted secret it is if it is an unexpired client secret.
 
     Raises:

@@ -585,7 +585,7 @@ class SimCall:
             return result
 
         def is_output(event: dict[str, Any]) -> bool:
-            item = event["item"]
+            item: dict[str, Any] = event["item"]
             return item.get("type") == "function_call_output" and item.get("call_id") == (
                 result.call_id
             )

@@ -27,13 +27,17 @@ from .trickle import trickle
 from .turns import ActiveResponse
 
 JSONAnswer = tuple[dict[str, Any], int]
-Body = TypeVar("Body", bound="ControlBody")
 
 
 class ControlBody(BaseModel):
     """A control API body: camelCase keys, strict types, nothing unknown."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, alias_generator=to_camel)
+    # Only ever parsed from JSON, never built by keyword: pydantic's mypy plugin warns about
+    # an `__init__` it cannot type, and `validate_by_name` would let snake_case keys in.
+    model_config = ConfigDict(extra="forbid", strict=True, alias_generator=to_camel)  # type: ignore[pydantic-alias]
+
+
+Body = TypeVar("Body", bound=ControlBody)
 
 
 class UserTurn(ControlBody):

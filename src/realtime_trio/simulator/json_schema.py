@@ -223,12 +223,13 @@ def blank(node: Any, root: dict[str, Any], depth: int = 0) -> Any:
 
 def _least_number(node: dict[str, Any]) -> float:
     """0, unless the bounds exclude it: then the bound nearest to it."""
+    least: float = 0
     if "minimum" in node:
-        return max(node["minimum"], min(0, node.get("maximum", 0)))
-    if "exclusiveMinimum" in node:
-        return max(node["exclusiveMinimum"] + 1, 0)
-    if "maximum" in node:
-        return min(node["maximum"], 0)
-    if "exclusiveMaximum" in node:
-        return min(node["exclusiveMaximum"] - 1, 0)
-    return 0
+        least = max(node["minimum"], min(0, node.get("maximum", 0)))
+    elif "exclusiveMinimum" in node:
+        least = max(node["exclusiveMinimum"] + 1, 0)
+    elif "maximum" in node:
+        least = min(node["maximum"], 0)
+    elif "exclusiveMaximum" in node:
+        least = min(node["exclusiveMaximum"] - 1, 0)
+    return least

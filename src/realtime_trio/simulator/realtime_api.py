@@ -13,6 +13,7 @@ import secrets
 from typing import Any
 
 from quart import Blueprint, Response, request, websocket
+from quart.globals import websocket_ctx
 
 from .auth import api_key_or_secret, bearer_key, incorrect_key, require_api_key
 from .calls import CallEnded, SimCall
@@ -22,7 +23,7 @@ from .sessions import merged, new_id, realtime_session
 from .sideband import serve_socket
 from .state import MintedSecret, SimulatorState
 from .validation import validate_session
-from .wire import SCOPE_KEY
+from .wire import SCOPE_KEY, WireTap
 
 CALL_NOT_FOUND = {
     "error": {
@@ -78,9 +79,13 @@ def realtime_blueprint(state: SimulatorState) -> Blueprint:
         except _CallNotFound:
             return _rejection(CALL_NOT_FOUND, 404)
         await websocket.accept()
+        tap = websocket.scope.get(SCOPE_KEY)
         try:
             await serve_socket(
-                call, websocket._get_current_object(), websocket.scope.get(SCOPE_KEY), auth=auth
+                call,
+                websocket_ctx.websocket,
+                tap if isinstance(tap, WireTap) else None,
+                auth=auth,
             )
         except CallEnded:
             await websocket.close(1000)  # it ended between the handshake and attaching
@@ -130,7 +135,9 @@ async def _offer_and_session() -> tuple[str, dict[str, Any] | None]:
     """The SDP offer, and the `session` part of a multipart body (validated) if there is one."""
     mimetype = request.mimetype
     if mimetype == "application/sdp":
-        offer, session_text = await request.get_data(as_text=True), None
+        # every argument given: only then does quart's overload know the answer is a str
+        offer = await request.get_data(cache=True, as_text=True, parse_form_data=False)
+        session_text = None
     elif mimetype == "multipart/form-data":
         form, files = await request.form, await request.files
         offer = _part(form, files, "sdp") or ""

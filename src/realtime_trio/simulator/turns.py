@@ -382,7 +382,9 @@ def transcription_enabled(session: dict[str, Any]) -> bool:
 
 def _interrupts(session: dict[str, Any]) -> bool:
     turn_detection = ((session.get("audio") or {}).get("input") or {}).get("turn_detection")
-    return bool(turn_detection) and turn_detection.get("interrupt_response", True) is not False
+    if not turn_detection:
+        return False
+    return turn_detection.get("interrupt_response", True) is not False
 
 
 async def _transcribe(call: SimCall, item_id: str, text: str, delay: float, fails: bool) -> None:

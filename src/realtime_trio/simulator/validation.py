@@ -304,8 +304,7 @@ def check_server_event(event: dict[str, Any]) -> None:
         AssertionError: naming the event type and what is wrong (a simulator bug).
     """
     kind = event.get("type")
-    adapter = _SERVER_EVENT_ADAPTERS.get(kind) if isinstance(kind, str) else None
-    if adapter is None:
+    if not isinstance(kind, str) or (adapter := _SERVER_EVENT_ADAPTERS.get(kind)) is None:
         raise AssertionError(f"not a server event type of the SDK: {kind!r}")
     _check_sdk_shape(adapter.validate_python, event, what=kind, sent_anyway=_UNDECLARED_BUT_SENT)
 

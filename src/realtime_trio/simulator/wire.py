@@ -29,17 +29,31 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import Coroutine, Iterator
+from typing import Any, Protocol, cast
 
+from hypercorn.typing import (
+    ASGIReceiveCallable,
+    ASGIReceiveEvent,
+    ASGISendCallable,
+    ASGISendEvent,
+    Scope,
+)
 from wsproto.connection import ConnectionState
 from wsproto.events import CloseConnection, Message, TextMessage
 from wsproto.utilities import LocalProtocolError
 
-ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 SCOPE_KEY = "realtime_trio.simulator.wire"
 ABNORMAL_CLOSURE = 1006
 RAW_PLACEHOLDER = "\x00realtime-trio: pre-encoded frames\x00"
+
+
+class ASGIApp(Protocol):
+    """An ASGI app as Quart types its `asgi_app`, the method middleware replaces."""
+
+    def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> Coroutine[Any, Any, None]: ...
 
 
 class WireTap:
@@ -97,7 +111,7 @@ class WireTap:
         """Wrap the wsproto connection of the Hypercorn stream *send* belongs to, if any."""
         stream = getattr(send, "__self__", None)
         connection = getattr(stream, "connection", None)
-        if connection is None or not all(
+        if stream is None or not all(
             hasattr(connection, name) for name in ("events", "send", "receive_data", "state")
         ):
             return
@@ -147,20 +161,21 @@ class _TappedConnection:
 def tap_websockets(app: ASGIApp) -> ASGIApp:
     """*app* with a `WireTap` in the scope of every WebSocket connection."""
 
-    async def tapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def tapped(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         if scope.get("type") != "websocket":
             await app(scope, receive, send)
             return
         tap = WireTap()
-        scope[SCOPE_KEY] = tap
+        # ASGI lets middleware add keys to a scope; Hypercorn's TypedDicts declare none
+        cast(dict[str, Any], scope)[SCOPE_KEY] = tap
 
-        async def receive_and_note() -> Any:
+        async def receive_and_note() -> ASGIReceiveEvent:
             message = await receive()
-            if message.get("type") == "websocket.disconnect":
+            if message["type"] == "websocket.disconnect":
                 tap.disconnect_code = message.get("code")
             return message
 
-        async def send_and_attach(message: Any) -> None:
+        async def send_and_attach(message: ASGISendEvent) -> None:
             await send(message)
             if message.get("type") == "websocket.accept":
                 tap.attach(send)
