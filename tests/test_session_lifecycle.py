@@ -18,8 +18,9 @@ from freezable_proxy import FreezableProxy
 from realtime_trio import Tool, ToolContext, hookimpl
 from realtime_trio._errors import ShuttingDown
 from realtime_trio._fresh_tasks import TaskNotStarted, start_fresh
+from realtime_trio._live_session import ENDING_BOUND_SECONDS
 from realtime_trio._plugins import load_plugins
-from realtime_trio._sessions import ENDING_BOUND_SECONDS, SessionManager, SessionOptions
+from realtime_trio._sessions import SessionManager, SessionOptions
 from realtime_trio._store import MemorySessionStore
 from realtime_trio._upstream import OpenAIClient
 from realtime_trio.simulator import DEFAULT_API_KEY, RunningSimulator

@@ -23,7 +23,7 @@ from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
 from realtime_trio._config import Settings
-from realtime_trio._sessions import LiveSession
+from realtime_trio._live_session import LiveSession
 from realtime_trio._sideband import KNOWN_EVENT_TYPES
 from realtime_trio._transcript import TRANSCRIPT_EVENT_TYPES, Transcript
 from realtime_trio._transport import (

@@ -51,6 +51,9 @@ TRANSCRIPT_EVENT_TYPES = frozenset(
 
 @dataclass(frozen=True)
 class TranscriptEntry:
+    """One turn of the conversation: who spoke, what was said, and whether it is final
+    (`pending` until its text is, `failed` when the user's transcription failed)."""
+
     item_id: str
     role: Role
     text: str
