@@ -6,7 +6,7 @@ No module reads the environment on its own: `Settings` is built at start-up and 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -211,10 +211,10 @@ class SettingsError(Exception):
     """A setting has a bad value; the message is one line naming the variable."""
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Build `Settings` from the environment, `.env` and *overrides*, or raise `SettingsError`."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     except ValidationError as exc:
         raise SettingsError(describe_settings_error(exc)) from None
 

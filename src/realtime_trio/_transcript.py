@@ -121,7 +121,8 @@ class Transcript:
         Runs once per event on the sideband's receive path: one lookup by type, then only the
         handler for that type.
         """
-        handler = self._handlers.get(event.get("type"))  # type: ignore[arg-type]
+        kind = event.get("type")
+        handler = self._handlers.get(kind) if type(kind) is str else None
         if handler is None:
             return False
         self._ordered_entries = None
@@ -315,17 +316,17 @@ class Transcript:
         return ordered
 
 
+_ROLES: dict[str | None, Role] = {"user": "user", "assistant": "assistant"}
+
+
 def _entry(node: _Item) -> TranscriptEntry | None:
     """The turn an item is, if it is a user or assistant message (built again only once the
     item changed)."""
     key = (node.kind, node.role, node.text, node.status)
     if node.built != key:
         node.built = key
-        node.entry = (
-            TranscriptEntry(node.item_id, node.role, node.text, node.status)  # type: ignore[arg-type]
-            if node.kind in (None, "message") and node.role in ("user", "assistant")
-            else None
-        )
+        role = _ROLES.get(node.role) if node.kind in (None, "message") else None
+        node.entry = TranscriptEntry(node.item_id, role, node.text, node.status) if role else None
     return node.entry
 
 
