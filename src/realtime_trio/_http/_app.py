@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
-from pydantic import ValidationError
 from quart import request
-from quart_cors import cors
-from quart_schema import QuartSchema, RequestSchemaValidationError
+from quart_schema import QuartSchema
 from quart_trio import QuartTrio
-from werkzeug.exceptions import HTTPException
 
 from .._config import Settings
-from .._errors import RateLimited, RealtimeTrioError, Unauthorized
+from .._errors import RateLimited
 from .._sessions import SessionManager
 from .._upstream import OpenAIClient
 from .._version import __version__
 from . import _handlers as api
 from ._access_log import AccessLogMiddleware
 from ._client_auth import authorize
+from ._cors import allow_browsers
+from ._error_handlers import register_error_handlers
 from ._rate_limit import RateLimiter, client_identity, is_limited
 from ._request import ApiRequest
 from ._services import EXTENSION_KEY, Services
-
-logger = logging.getLogger("realtime_trio.app")
-
-CORS_MAX_AGE_SECONDS = 600
-
-JSONAnswer = tuple[dict[str, Any], int]
 
 
 def create_app(
@@ -73,16 +63,8 @@ def create_app(
             app, limiter, keyed=bool(keys), trust_forwarded_for=settings.trust_x_forwarded_for
         )
     if origins := settings.cors_origins():
-        # Browsers only; the mobile apps need none of it. Preflights carry no credentials and
-        # pass the API-key check; what they allow is exactly the API's methods and headers.
-        cors(
-            app,
-            allow_origin="*" if "*" in origins else list(origins),
-            allow_headers=["Authorization", "Content-Type"],
-            allow_methods=["GET", "POST", "DELETE"],
-            max_age=CORS_MAX_AGE_SECONDS,
-        )
-    _register_error_handlers(app)
+        allow_browsers(app, origins)
+    register_error_handlers(app)
     # Quart's documented way to wrap its ASGI app; mypy sees a method being replaced.
     app.asgi_app = AccessLogMiddleware(app.asgi_app)  # type: ignore[method-assign]
     return app
@@ -110,54 +92,3 @@ def _limit_rate(
         retry_after = limiter.check(identity)
         if retry_after is not None:
             raise RateLimited(retry_after)
-
-
-def _register_error_handlers(app: QuartTrio) -> None:
-    """Every error leaves as JSON `{"error": str, "code": str}`; none as a traceback."""
-
-    @app.errorhandler(RealtimeTrioError)
-    async def our_error(exc: RealtimeTrioError) -> Any:
-        if isinstance(exc, Unauthorized):
-            return exc.body(), exc.status, {"WWW-Authenticate": "Bearer"}
-        if isinstance(exc, RateLimited):
-            return exc.body(), exc.status, {"Retry-After": str(exc.retry_after)}
-        return exc.body(), exc.status
-
-    @app.errorhandler(RequestSchemaValidationError)
-    async def invalid_body(exc: RequestSchemaValidationError) -> JSONAnswer:
-        return _describe_invalid_body(exc.validation_error), 400
-
-    @app.errorhandler(HTTPException)
-    async def http_error(exc: HTTPException) -> JSONAnswer:
-        status = exc.code or 500
-        if status == 404:
-            message = f"Not found: {request.method} {request.path}"
-        elif status == 405:
-            message = f"Method {request.method} is not allowed on {request.path}"
-        elif status == 413:
-            limit = app.config["MAX_CONTENT_LENGTH"]
-            message = f"Request body is larger than the limit of {limit} bytes"
-        else:
-            message = exc.description or exc.name
-        code = (exc.name or "error").lower().replace(" ", "_")
-        return {"error": message, "code": code}, status
-
-    @app.errorhandler(Exception)
-    async def unexpected(exc: Exception) -> JSONAnswer:
-        logger.exception("unhandled error on %s %s", request.method, request.path)
-        return {"error": "Internal server error", "code": "internal_error"}, 500
-
-
-def _describe_invalid_body(error: Exception) -> dict[str, Any]:
-    """A 400 body naming the first field at fault, in the request's own (camelCase) names."""
-    if not isinstance(error, ValidationError) or not error.errors():
-        return {"error": f"Invalid request body: {error}", "code": "invalid_request"}
-    first = error.errors()[0]
-    path = ".".join(str(part) for part in first["loc"])
-    if not path:
-        return {"error": "Request body must be a JSON object", "code": "invalid_request"}
-    return {
-        "error": f"Invalid field '{path}': {first['msg']}",
-        "code": "invalid_request",
-        "field": path,
-    }
