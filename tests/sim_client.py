@@ -1,4 +1,8 @@
-"""Test helpers that play the app's part and drive the simulator, all over HTTP."""
+"""Test helpers that play the app's part and drive the simulator, all over HTTP.
+
+`SimControl` (the simulator's control API) is `realtime_trio.testing`'s, the one plugin authors
+use; it is re-exported here for the tests that import it from this module.
+"""
 
 from __future__ import annotations
 
@@ -8,61 +12,28 @@ from typing import Any
 import httpx
 import trio
 
-from realtime_trio._demo import SDP_OFFER
-from realtime_trio.simulator import RunningSimulator
+from realtime_trio.testing import SimControl
+
+__all__ = [
+    "FAST_RECONNECTS",
+    "SimControl",
+    "all_tasks",
+    "closed_port",
+    "live_session",
+    "live_session_with_secret",
+    "new_session",
+    "open_sockets",
+    "session_state",
+    "sockets_opened",
+    "wait_for_sideband",
+    "wait_until",
+]
 
 # Sideband reconnects within milliseconds, for tests that drop calls.
 FAST_RECONNECTS = {
     "sideband_reconnect_backoff_seconds": 0.01,
     "sideband_reconnect_max_backoff_seconds": 0.05,
 }
-
-
-class SimControl:
-    """The simulator seen from outside: WebRTC call creation and its `/_sim` control API."""
-
-    def __init__(self, simulator: RunningSimulator, http: httpx.AsyncClient) -> None:
-        self.simulator = simulator
-        self.http = http
-
-    async def create_call(self, client_secret: str) -> str:
-        """What the app does with its ephemeral secret: POST an SDP offer, read the call id."""
-        response = await self.http.post(
-            f"{self.simulator.base_url}/realtime/calls",
-            content=SDP_OFFER,
-            headers={"Authorization": f"Bearer {client_secret}", "Content-Type": "application/sdp"},
-        )
-        assert response.status_code == 201, response.text
-        return response.headers["location"].rsplit("/", 1)[-1]
-
-    async def call(self, call_id: str) -> dict[str, Any]:
-        response = await self.http.get(f"{self.simulator.url}/_sim/calls/{call_id}")
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    async def drive(self, call_id: str, action: str, **body: Any) -> dict[str, Any]:
-        response = await self.http.post(
-            f"{self.simulator.url}/_sim/calls/{call_id}/{action}", json=body, timeout=30
-        )
-        assert response.status_code < 300, response.text
-        return response.json() if response.content else {}
-
-    async def arm_fault(self, path: str, **fault: Any) -> None:
-        """Make the simulator misbehave on *path* (`Fault`'s fields: status, delay, times...)."""
-        response = await self.http.post(
-            f"{self.simulator.url}/_sim/faults", json={"path": path, **fault}
-        )
-        assert response.status_code == 201, response.text
-
-    async def requests(self, path: str) -> list[dict[str, Any]]:
-        """The requests the simulator received on *path*, as they crossed the wire, in order."""
-        response = await self.http.get(f"{self.simulator.url}/_sim/requests", params={"path": path})
-        assert response.status_code == 200, response.text
-        return response.json()["requests"]
-
-    async def client_events(self, call_id: str, kind: str | None = None) -> list[dict[str, Any]]:
-        events = [e["event"] for e in (await self.call(call_id))["clientEvents"]]
-        return [e for e in events if kind is None or e.get("type") == kind]
 
 
 async def wait_until(check: Any, *, seconds: float = 10.0) -> Any:

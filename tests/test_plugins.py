@@ -1,4 +1,8 @@
-"""Plugins: discovery, the tools they add, how calls are dispatched, and the hooks that replace."""
+"""Plugins: discovery, the tools they add, how calls are dispatched, and every hook.
+
+Each hook spec has a `test_hook_<name>` here that exercises it over the running server
+(`test_hookspecs.py` checks that none is missing).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from conftest import make_settings
 from realtime_trio import Tool, ToolContext, ToolResult, hookimpl
 from realtime_trio._plugins import PluginError, load_plugins
 from realtime_trio.simulator import DEFAULT_API_KEY, RunningSimulator
+from realtime_trio.testing import StartServer, open_call
 from sim_client import SimControl, live_session, session_state, wait_until
 
 
@@ -88,9 +93,10 @@ def shop() -> ShopPlugin:
 
 
 @pytest.fixture
-async def shop_client(start_server: Any, shop: ShopPlugin) -> AsyncIterator[httpx.AsyncClient]:
-    plugins = load_plugins(make_settings(), extra=[shop])
-    url = await start_server(plugins=plugins)
+async def shop_client(
+    start_server: StartServer, shop: ShopPlugin
+) -> AsyncIterator[httpx.AsyncClient]:
+    url = await start_server(plugins=[shop])
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         yield client
 
@@ -120,22 +126,28 @@ async def test_tools_are_listed_with_their_plugin(shop_client: httpx.AsyncClient
     }
 
 
-async def test_every_tool_reaches_the_call_and_the_client_secret(
-    shop_client: httpx.AsyncClient, sim: SimControl, simulator: RunningSimulator
+async def test_hook_rt_register_tools(
+    shop_client: httpx.AsyncClient, sim: SimControl, shop: ShopPlugin
 ) -> None:
-    _, call_id = await live_session(shop_client, sim)
+    """Every registered tool reaches the call and the client secret, and answers the model."""
+    call = await open_call(shop_client, sim)
 
-    (update,) = await sim.client_events(call_id, "session.update")
+    (update,) = await call.client_events("session.update")
     names = ["extract_profile", "lookup_order", "explode", "nap", "quiet"]
     assert [tool["name"] for tool in update["session"]["tools"]] == names
+    assert update["session"]["tools"][1] == shop.rt_register_tools()[0].definition()
     assert "Look orders up." in update["session"]["instructions"]
-    minted = simulator.state.requests_to("/v1/realtime/client_secrets")[-1].body["session"]
+    minted = (await sim.requests("/v1/realtime/client_secrets"))[-1]["body"]["session"]
     assert [tool["name"] for tool in minted["tools"]] == names
+    answered = await call.call_tool("lookup_order", {"order_number": "42"})
+    assert answered.output == {
+        "ok": True,
+        "order": "42",
+        "quantity": 1,
+        "session": call.session_id,
+    }
     await shop_client.post("/token", json={})
-    assert (
-        "tools"
-        not in simulator.state.requests_to("/v1/realtime/client_secrets")[-1].body["session"]
-    )
+    assert "tools" not in (await sim.requests("/v1/realtime/client_secrets"))[-1]["body"]["session"]
 
 
 async def test_a_plugin_tool_answers_the_model(
@@ -287,7 +299,7 @@ async def test_parallel_calls_in_one_response_get_one_response_create(
     assert sent[-1]["type"] == "response.create"
 
 
-async def test_observers_see_final_transcript_entries(
+async def test_observers_may_take_only_some_arguments(
     shop_client: httpx.AsyncClient, sim: SimControl, shop: ShopPlugin
 ) -> None:
     _, call_id = await live_session(shop_client, sim, enableTranscription=True)
@@ -295,12 +307,81 @@ async def test_observers_see_final_transcript_entries(
     await sim.drive(call_id, "user", text="Hello there.", transcriptionDelayMs=100)
     await sim.drive(call_id, "assistant", text="Hi!")
 
-    await wait_until(lambda: _entries(shop, 2))
+    await wait_until(lambda: _at_least(shop.entries, 2))
     assert sorted(shop.entries) == [("assistant", "Hi!"), ("user", "Hello there.")]
 
 
-async def _entries(shop: ShopPlugin, n: int) -> bool:
-    return len(shop.entries) >= n
+async def _at_least(seen: list[Any], n: int) -> bool:
+    return len(seen) >= n
+
+
+class Observer:
+    """A plugin that records what the observer hooks see, taking every argument they offer."""
+
+    name = "observer"
+
+    def __init__(self) -> None:
+        self.results: list[tuple[str, str, str, Any]] = []
+        self.entries: list[tuple[str, str, str, str]] = []
+
+    @hookimpl
+    def rt_tool_result(self, session_id: str, tool: str, call_id: str, output: Any) -> None:
+        self.results.append((session_id, tool, call_id, output))
+
+    @hookimpl
+    def rt_transcript_entry(self, session_id: str, entry: Any) -> None:
+        self.entries.append((session_id, entry.role, entry.text, entry.status))
+
+
+async def test_hook_rt_transcript_entry(start_server: StartServer, sim: SimControl) -> None:
+    """Each turn is observed once its text is final, a failed transcription too."""
+    observer = Observer()
+    url = await start_server(plugins=[observer])
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        call = await open_call(client, sim, enableTranscription=True)
+
+        await sim.drive(call.call_id, "user", text="Hello there.", transcriptionDelayMs=100)
+        await sim.drive(call.call_id, "assistant", text="Hi! How can I help?")
+        await sim.drive(call.call_id, "user", text="(mumble)", transcriptionFails=True)
+        await wait_until(lambda: _at_least(observer.entries, 3))
+        transcript = (await session_state(client, call.session_id))["transcript"]
+
+    assert sorted(observer.entries) == sorted(
+        [
+            (call.session_id, "user", "Hello there.", "complete"),
+            (call.session_id, "assistant", "Hi! How can I help?", "complete"),
+            (call.session_id, "user", "", "failed"),
+        ]
+    )
+    assert sorted((e["role"], e["text"], e["status"]) for e in transcript) == sorted(
+        entry[1:] for entry in observer.entries
+    )
+
+
+async def test_hook_rt_tool_result(
+    start_server: StartServer, sim: SimControl, shop: ShopPlugin
+) -> None:
+    """Every output a call is answered with is observed as it crossed the wire, error
+    outputs included."""
+    observer = Observer()
+    url = await start_server(plugins=[shop, observer])
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        call = await open_call(client, sim)
+
+        found = await call.call_tool("lookup_order", {"order_number": "1234"})
+        refused = await call.call_tool("lookup_order", {"quantity": 0})
+        unknown = await call.call_tool("find_treasure")
+
+    assert (found.output["ok"], refused.output["reason"], unknown.output["reason"]) == (
+        True,
+        "invalid_arguments",
+        "unknown_tool",
+    )
+    assert observer.results == [
+        (call.session_id, "lookup_order", found.call_id, found.output),
+        (call.session_id, "lookup_order", refused.call_id, refused.output),
+        (call.session_id, "find_treasure", unknown.call_id, unknown.output),
+    ]
 
 
 # -- hooks that replace -----------------------------------------------------------------
@@ -324,10 +405,88 @@ class OnboardingPlugin:
         return f"ONBOARDING. {base} Known: {known}."
 
 
+class OnboardingModel:
+    name = "onboarding-model"
+
+    @hookimpl
+    def rt_profile_model(self) -> type[BaseModel]:
+        return Onboarding
+
+
+async def test_hook_rt_profile_model(start_server: StartServer, sim: SimControl) -> None:
+    """A new session starts with the plugin's profile, and extraction fills its fields."""
+    url = await start_server(plugins=[OnboardingModel()])
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        call = await open_call(client, sim, enableTranscription=True)
+        assert (await session_state(client, call.session_id))["profile"] == {
+            "city": None,
+            "job": None,
+        }
+        await sim.drive(call.call_id, "user", text="I live in Lisbon and I work as a nurse.")
+        await wait_until(lambda: _transcribed(client, call.session_id))
+
+        extracted = await call.call_tool("extract_profile")
+
+        view = await session_state(client, call.session_id)
+    profile = {"city": "Lisbon", "job": "nurse"}
+    assert extracted.output == {"ok": True, "profile": profile}
+    assert view["profile"] == profile
+    (asked,) = await sim.requests("/v1/responses")
+    schema = asked["body"]["text"]["format"]["schema"]
+    assert (schema["required"], schema["additionalProperties"]) == (["city", "job"], False)
+    # The default instructions tell the call what is known of the user, in the new model.
+    (*_, update) = await call.client_events("session.update")
+    assert "Lisbon" in update["session"]["instructions"]
+
+
+class Concise:
+    """A plugin that builds the instructions itself, noting what it is given."""
+
+    name = "concise"
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, dict[str, Any], list[str]]] = []
+
+    @hookimpl
+    def rt_build_instructions(self, base: str, profile: dict[str, Any], tools: list[Tool]) -> str:
+        self.seen.append((base, dict(profile), [tool.name for tool in tools]))
+        known = ", ".join(f"{k}={v}" for k, v in profile.items() if v) or "nothing"
+        return f"CONCISE. {base} Known: {known}."
+
+
+async def test_hook_rt_build_instructions(start_server: StartServer, sim: SimControl) -> None:
+    """The plugin's instructions are minted into the client secret, sent on attach, and sent
+    again once the profile changes."""
+    concise = Concise()
+    url = await start_server(plugins=[concise])
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        call = await open_call(client, sim, enableTranscription=True, instructions="Be brief.")
+        (minted,) = await sim.requests("/v1/realtime/client_secrets")
+        (attached,) = await call.client_events("session.update")
+        await sim.drive(call.call_id, "user", text="Hi, my name is Ada Lovelace.")
+        await wait_until(lambda: _transcribed(client, call.session_id))
+
+        extracted = await call.call_tool("extract_profile")
+
+        view = await session_state(client, call.session_id)
+    first = "CONCISE. Be brief. Known: nothing."
+    assert minted["body"]["session"]["instructions"] == first
+    assert attached["session"]["instructions"] == first
+    assert extracted.output["ok"] is True
+    after = "CONCISE. Be brief. Known: first_name=Ada, last_name=Lovelace."
+    assert (await call.client_events("session.update"))[-1]["session"]["instructions"] == after
+    assert view["instructions"] == after
+    assert concise.seen[0] == (
+        "Be brief.",
+        {"first_name": None, "last_name": None, "income": None},
+        ["extract_profile"],
+    )
+
+
 async def test_a_plugin_replaces_the_profile_model_and_the_instructions(
-    start_server: Any, sim: SimControl, simulator: RunningSimulator
+    start_server: StartServer, sim: SimControl, simulator: RunningSimulator
 ) -> None:
-    url = await start_server(plugins=load_plugins(make_settings(), extra=[OnboardingPlugin()]))
+    url = await start_server(plugins=[OnboardingPlugin()])
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         session_id, call_id = await live_session(
             client, sim, enableTranscription=True, instructions="Be brief."
@@ -453,6 +612,146 @@ def test_a_missing_plugin_module_is_named(tmp_path: Path) -> None:
     )
 
 
+# -- the hook contract, checked at load ---------------------------------------------------
+
+MISSPELT_HOOK = textwrap.dedent(
+    """
+    from realtime_trio import Tool, hookimpl
+
+    @hookimpl
+    def rt_register_tool():
+        return []
+    """
+)
+
+
+def test_a_hook_that_does_not_exist_is_refused_with_a_suggestion(tmp_path: Path) -> None:
+    path = tmp_path / "misspelt.py"
+    path.write_text(MISSPELT_HOOK)
+
+    with pytest.raises(PluginError) as raised:
+        load_plugins(make_settings(realtime_plugins=str(path)))
+
+    assert str(raised.value) == (
+        f"plugin '{path}' implements rt_register_tool, which is not a realtime-trio hook "
+        "(did you mean rt_register_tools?)"
+    )
+
+
+def test_a_hook_far_from_any_name_is_refused_without_a_suggestion() -> None:
+    class Stranger:
+        name = "stranger"
+
+        @hookimpl
+        def rt_zzz(self) -> None: ...
+
+    with pytest.raises(PluginError) as raised:
+        load_plugins(make_settings(), extra=[Stranger()])
+
+    assert str(raised.value) == (
+        "plugin 'stranger' implements rt_zzz, which is not a realtime-trio hook"
+    )
+
+
+def test_an_optional_hook_that_does_not_exist_is_allowed() -> None:
+    class Ahead:
+        """A plugin written for a later version, as pluggy's `optionalhook` allows."""
+
+        @hookimpl(optionalhook=True)
+        def rt_session_started(self, session_id: str) -> None: ...
+
+        @hookimpl
+        def rt_register_tools(self) -> list[Tool]:
+            return []
+
+    registry = load_plugins(make_settings(), extra=[Ahead()])
+
+    assert [name for name, _ in registry.manager.list_name_plugin()] == ["builtin", "Ahead"]
+
+
+def test_an_rt_function_without_hookimpl_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "unmarked.py"
+    path.write_text("def rt_register_tools():\n    return []\n")
+
+    with pytest.raises(PluginError) as raised:
+        load_plugins(make_settings(realtime_plugins=str(path)))
+
+    assert str(raised.value) == (
+        f"plugin '{path}' defines rt_register_tools without @hookimpl, so it would never be "
+        "called: mark it with @hookimpl (from realtime_trio import hookimpl)"
+    )
+
+
+def test_an_rt_method_without_hookimpl_is_refused_with_a_suggestion() -> None:
+    class Forgetful:
+        name = "forgetful"
+
+        def rt_build_instruction(self, base: str) -> str:
+            return base
+
+    with pytest.raises(PluginError) as raised:
+        load_plugins(make_settings(), extra=[Forgetful()])
+
+    assert str(raised.value) == (
+        "plugin 'forgetful' defines rt_build_instruction (did you mean rt_build_instructions?) "
+        "without @hookimpl, so it would never be called: mark it with @hookimpl "
+        "(from realtime_trio import hookimpl)"
+    )
+
+
+def test_only_the_plugins_own_functions_are_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Imported modules are not looked into, and `rt_` names that are no functions are fine."""
+    (tmp_path / "rt_helpers.py").write_text("def rt_not_a_hook():\n    return 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "rt_helpers", raising=False)
+    path = tmp_path / "tidy.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            import rt_helpers
+            from realtime_trio import hookimpl
+
+            rt_settings = {"colour": "blue"}
+
+            class rt_Note:
+                pass
+
+            @hookimpl
+            def rt_register_tools():
+                return []
+            """
+        )
+    )
+
+    registry = load_plugins(make_settings(realtime_plugins=str(path)))
+
+    assert [t.tool.name for t in registry.tools] == ["extract_profile"]
+
+
+def test_a_misspelt_hook_stops_serve_with_one_line_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "misspelt.py"
+    path.write_text(MISSPELT_HOOK)
+    env = {"PATH": "", "REALTIME_PLUGINS": str(path), "PLUGIN_ENTRY_POINTS": "false", "PORT": "0"}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "realtime_trio", "serve"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"realtime-trio: plugin '{path}' implements rt_register_tool, which is not a "
+        "realtime-trio hook (did you mean rt_register_tools?)"
+    ]
+
+
 class Chatty:
     """A plugin whose tool answers with as many bytes as it is asked for."""
 
@@ -468,10 +767,9 @@ class Chatty:
 
 
 async def test_an_output_over_the_limit_becomes_an_error_and_the_session_lives_on(
-    start_server: Any, sim: SimControl
+    start_server: StartServer, sim: SimControl
 ) -> None:
-    plugins = load_plugins(make_settings(), extra=[Chatty()])
-    url = await start_server(plugins=plugins, tool_output_max_bytes=1_000)
+    url = await start_server(plugins=[Chatty()], tool_output_max_bytes=1_000)
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         session_id, call_id = await live_session(client, sim)
         big = await sim.drive(call_id, "tool-call", name="talk", arguments={"size": 5_000})

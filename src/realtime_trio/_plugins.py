@@ -2,15 +2,18 @@
 
 Built-in features are plugins too (`builtin_tools` provides `extract_profile`). Others come from
 setuptools entry points in the `realtime_trio` group and from `REALTIME_PLUGINS` (module names
-or `.py` file paths). A plugin that fails to load, or two tools with one name, stop start-up
+or `.py` file paths). A plugin that fails to load, breaks the hook contract (a hook that does
+not exist, an `rt_` function without `@hookimpl`), or two tools with one name, stop start-up
 with a `PluginError` whose message is one line naming the plugin(s).
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import logging
 import re
 import sys
@@ -36,6 +39,7 @@ from ._transcript import TranscriptEntry
 logger = logging.getLogger("realtime_trio.plugins")
 
 ENTRY_POINT_GROUP = "realtime_trio"
+HOOK_PREFIX = "rt_"
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
@@ -120,8 +124,13 @@ class PluginRegistry:
 def load_plugins(settings: Settings, *, extra: Iterable[object] = ()) -> PluginRegistry:
     """Register the built-in plugin, installed ones, `REALTIME_PLUGINS`, and *extra* objects.
 
+    Each plugin is checked as it is registered: every `@hookimpl` must name a hook of
+    `hookspecs` (unless marked `optionalhook=True`), and every `rt_` function or method must
+    carry `@hookimpl` (pluggy would silently never call it).
+
     Raises:
-        PluginError: a plugin failed to load or offers a tool name already taken.
+        PluginError: a plugin failed to load, breaks the hook contract, or offers a tool name
+            already taken.
     """
     manager = pluggy.PluginManager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)
@@ -139,7 +148,7 @@ def load_plugins(settings: Settings, *, extra: Iterable[object] = ()) -> PluginR
     for spec in comma_list(settings.realtime_plugins):
         _register(manager, _import(spec), spec)
     for plugin in extra:
-        _register(manager, plugin, getattr(plugin, "name", None) or type(plugin).__name__)
+        _register(manager, plugin, _plugin_name(plugin))
     registry = PluginRegistry(manager, _collect_tools(manager))
     logger.info(
         "plugins: %s; tools: %s",
@@ -149,13 +158,76 @@ def load_plugins(settings: Settings, *, extra: Iterable[object] = ()) -> PluginR
     return registry
 
 
+def _plugin_name(plugin: object) -> str:
+    """An extra plugin's name: a module's own name, else its `name` attribute, else its class's."""
+    if isinstance(plugin, ModuleType):
+        return plugin.__name__
+    name = getattr(plugin, "name", None)
+    return name if isinstance(name, str) and name else type(plugin).__name__
+
+
 def _register(manager: pluggy.PluginManager, plugin: object, name: str) -> None:
+    _check_marked(manager, plugin, name)
     try:
         manager.register(plugin, name=name)
     except ValueError as exc:  # registered twice, or under a name already taken
         raise PluginError(f"plugin {name!r} cannot be registered: {exc}") from None
     except pluggy.PluginValidationError as exc:
         raise PluginError(f"plugin {name!r} is invalid: {exc}") from None
+    _check_known(manager, plugin, name)
+
+
+def _check_marked(manager: pluggy.PluginManager, plugin: object, name: str) -> None:
+    """Refuse an `rt_` function or method of *plugin* without `@hookimpl`: pluggy registers
+    only marked ones, so it would never be called. Only the plugin's own attributes are looked
+    at (a module's functions, an instance's methods), never modules it imports."""
+    for attribute in sorted(dir(plugin)):
+        if not attribute.startswith(HOOK_PREFIX):
+            continue
+        if manager.parse_hookimpl_opts(plugin, attribute) is not None:
+            continue
+        try:
+            value = inspect.getattr_static(plugin, attribute)
+        except AttributeError:
+            continue
+        if isinstance(value, staticmethod | classmethod):
+            value = value.__func__
+        if not callable(value) or isinstance(value, type):
+            continue
+        if hasattr(value, f"{hookspecs.PROJECT}_spec"):  # a spec imported by name, not an impl
+            continue
+        hint = "" if attribute in _spec_names(manager) else _did_you_mean(manager, attribute)
+        raise PluginError(
+            f"plugin {name!r} defines {attribute}{hint} without @hookimpl, so it would never "
+            "be called: mark it with @hookimpl (from realtime_trio import hookimpl)"
+        )
+
+
+def _check_known(manager: pluggy.PluginManager, plugin: object, name: str) -> None:
+    """Refuse an implementation of a hook that has no spec (what pluggy's `check_pending`
+    finds), unless it is marked `optionalhook=True`."""
+    for caller in manager.get_hookcallers(plugin) or ():
+        if caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.plugin is plugin and not impl.optionalhook:
+                raise PluginError(
+                    f"plugin {name!r} implements {caller.name}, which is not a realtime-trio "
+                    f"hook{_did_you_mean(manager, caller.name)}"
+                )
+
+
+def _spec_names(manager: pluggy.PluginManager) -> list[str]:
+    return [
+        hook_name
+        for hook_name, caller in vars(manager.hook).items()
+        if not hook_name.startswith("_") and caller.has_spec()
+    ]
+
+
+def _did_you_mean(manager: pluggy.PluginManager, hook_name: str) -> str:
+    close = difflib.get_close_matches(hook_name, _spec_names(manager), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _import(spec: str) -> ModuleType:

@@ -1,13 +1,14 @@
 """The clock plugin: its handler on a fixed clock, then through the server and the simulator.
 
-The end-to-end tests find the plugin through its entry point, so the package must be installed
-in the environment running the tests (`pip install -e plugins/clock`; `make test` does it).
+The end-to-end tests use `realtime_trio.testing` (the `start_server` and `sim` fixtures, and
+`open_call`), as a plugin kept in its own repository would. They find the plugin through its
+entry point, so the package must be installed in the environment running the tests
+(`pip install -e plugins/clock`; `make test` does it).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +18,7 @@ import realtime_trio_clock
 from pydantic import ValidationError
 from realtime_trio_clock import TimeQuery, get_current_time
 
-from sim_client import SimControl, live_session
+from realtime_trio.testing import SimControl, StartServer, open_call
 
 # A Wednesday, 13:05 in UTC: 14:05 in Paris (winter time, +01:00).
 WINTER = datetime(2025, 1, 15, 13, 5, tzinfo=UTC)
@@ -123,7 +124,7 @@ def test_the_arguments_refuse_unknown_keys() -> None:
 
 
 @pytest.fixture
-async def client(start_server: Callable[..., Awaitable[str]]) -> AsyncIterator[httpx.AsyncClient]:
+async def client(start_server: StartServer) -> AsyncIterator[httpx.AsyncClient]:
     """A server loading installed plugins, as a deployment with the package installed does."""
     base_url = await start_server(plugin_entry_points=True)
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
@@ -160,17 +161,15 @@ async def test_the_model_asks_the_time_in_paris(
     client: httpx.AsyncClient, sim: SimControl, set_clock: Callable[[datetime], None]
 ) -> None:
     set_clock(WINTER)
-    _, call_id = await live_session(client, sim)
+    call = await open_call(client, sim)
     (tool,) = realtime_trio_clock.rt_register_tools()
-    (attached,) = await sim.client_events(call_id, "session.update")
+    (attached,) = await call.client_events("session.update")
     assert tool.definition() in attached["session"]["tools"]
     assert tool.guidance in attached["session"]["instructions"]
 
-    result = await sim.drive(
-        call_id, "tool-call", name="get_current_time", arguments={"timezone": "Europe/Paris"}
-    )
+    answered = await call.call_tool("get_current_time", {"timezone": "Europe/Paris"})
 
-    assert json.loads(result["output"]) == {
+    assert answered.output == {
         "ok": True,
         "timezone": "Europe/Paris",
         "iso": "2025-01-15T14:05:00+01:00",
@@ -178,20 +177,18 @@ async def test_the_model_asks_the_time_in_paris(
         "weekday": "Wednesday",
         "utc_offset": "+01:00",
     }
-    assert result["responseCreated"] is True
+    assert answered.response_created is True
 
 
 async def test_the_model_asking_for_an_unknown_zone_is_told_what_to_pass(
     client: httpx.AsyncClient, sim: SimControl
 ) -> None:
-    _, call_id = await live_session(client, sim)
+    call = await open_call(client, sim)
 
-    result = await sim.drive(
-        call_id, "tool-call", name="get_current_time", arguments={"timezone": "Mars/Base"}
-    )
+    answered = await call.call_tool("get_current_time", {"timezone": "Mars/Base"})
 
-    assert json.loads(result["output"]) == {
+    assert answered.output == {
         "ok": False,
         "error": "Unknown time zone 'Mars/Base'. Use an IANA name such as 'Europe/Paris'.",
     }
-    assert result["responseCreated"] is True
+    assert answered.response_created is True

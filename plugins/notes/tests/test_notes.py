@@ -1,11 +1,14 @@
-"""The notes plugin: its handler and arguments, then loaded from its file by a real server."""
+"""The notes plugin: its handler and arguments, then loaded from its file by a real server.
+
+The end-to-end tests use `realtime_trio.testing` (the `start_server` and `sim` fixtures, and
+`open_call`), as a plugin kept in its own repository would.
+"""
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -15,13 +18,13 @@ import pytest
 from pydantic import ValidationError
 
 from realtime_trio._profile import merge_profiles
-from sim_client import SimControl, live_session, session_state
+from realtime_trio.testing import SimControl, StartServer, open_call
 
 NOTES_PLUGIN = Path(__file__).resolve().parent.parent / "notes.py"
 
 
 @pytest.fixture
-async def client(start_server: Callable[..., Awaitable[str]]) -> AsyncIterator[httpx.AsyncClient]:
+async def client(start_server: StartServer) -> AsyncIterator[httpx.AsyncClient]:
     """A server that loads the plugin the way a deployment does: `REALTIME_PLUGINS=<path>`."""
     base_url = await start_server(realtime_plugins=str(NOTES_PLUGIN))
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
@@ -41,6 +44,14 @@ def notes(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     monkeypatch.setitem(sys.modules, spec.name, module)
     spec.loader.exec_module(module)
     return module
+
+
+async def session_state(client: httpx.AsyncClient, session_id: str) -> dict[str, Any]:
+    """The session as the app sees it: `GET /session/{id}` (profile, instructions...)."""
+    response = await client.get(f"/session/{session_id}")
+    assert response.status_code == 200, response.text
+    state: dict[str, Any] = response.json()
+    return state
 
 
 class FakeContext:
@@ -127,20 +138,18 @@ async def test_the_server_lists_the_tool_with_its_plugin_file(client: httpx.Asyn
 async def test_the_model_remembers_a_note_and_the_call_learns_it(
     client: httpx.AsyncClient, sim: SimControl, notes: ModuleType
 ) -> None:
-    session_id, call_id = await live_session(client, sim)
+    call = await open_call(client, sim)
     (tool,) = notes.rt_register_tools()
-    (attached,) = await sim.client_events(call_id, "session.update")
+    (attached,) = await call.client_events("session.update")
     assert tool.definition() in attached["session"]["tools"]
     assert tool.guidance in attached["session"]["instructions"]
-    before = len(await sim.client_events(call_id))
+    before = len(await call.client_events())
 
-    result = await sim.drive(
-        call_id, "tool-call", name="remember_note", arguments={"note": "Buy oat milk"}
-    )
+    answered = await call.call_tool("remember_note", {"note": "Buy oat milk"})
 
-    assert json.loads(result["output"]) == {"ok": True, "notes": ["Buy oat milk"]}
-    assert result["responseCreated"] is True
-    after = (await sim.client_events(call_id))[before:]
+    assert answered.output == {"ok": True, "notes": ["Buy oat milk"]}
+    assert answered.response_created is True
+    after = (await call.client_events())[before:]
     # The output, then the new instructions, then the model is asked to speak.
     assert [event["type"] for event in after] == [
         "conversation.item.create",
@@ -148,7 +157,7 @@ async def test_the_model_remembers_a_note_and_the_call_learns_it(
         "response.create",
     ]
     assert "Buy oat milk" in after[1]["session"]["instructions"]
-    view = await session_state(client, session_id)
+    view = await session_state(client, call.session_id)
     assert view["profile"]["notes"] == ["Buy oat milk"]
     assert view["instructions"] == after[1]["session"]["instructions"]
 
@@ -156,45 +165,40 @@ async def test_the_model_remembers_a_note_and_the_call_learns_it(
 async def test_notes_accumulate_without_duplicates(
     client: httpx.AsyncClient, sim: SimControl
 ) -> None:
-    session_id, call_id = await live_session(client, sim)
+    call = await open_call(client, sim)
 
     outputs = []
     for note in ["Buy oat milk", "Call Charles at six", "Buy oat milk"]:
-        result = await sim.drive(
-            call_id, "tool-call", name="remember_note", arguments={"note": note}
-        )
-        outputs.append(json.loads(result["output"]))
+        answered = await call.call_tool("remember_note", {"note": note})
+        outputs.append(answered.output)
 
     assert outputs[-1] == {"ok": True, "notes": ["Buy oat milk", "Call Charles at six"]}
-    view = await session_state(client, session_id)
+    view = await session_state(client, call.session_id)
     assert view["profile"]["notes"] == ["Buy oat milk", "Call Charles at six"]
 
 
 async def test_an_empty_note_is_refused_before_the_handler_runs(
     client: httpx.AsyncClient, sim: SimControl
 ) -> None:
-    session_id, call_id = await live_session(client, sim)
+    call = await open_call(client, sim)
 
-    result = await sim.drive(call_id, "tool-call", name="remember_note", arguments={"note": ""})
+    answered = await call.call_tool("remember_note", {"note": ""})
 
-    output = json.loads(result["output"])
-    assert output["ok"] is False
-    assert output["reason"] == "invalid_arguments"
-    assert "note" in output["message"]
-    assert result["responseCreated"] is True
-    assert "notes" not in (await session_state(client, session_id))["profile"]
+    assert answered.output["ok"] is False
+    assert answered.output["reason"] == "invalid_arguments"
+    assert "note" in answered.output["message"]
+    assert answered.response_created is True
+    assert "notes" not in (await session_state(client, call.session_id))["profile"]
 
 
 async def test_notes_survive_profile_extraction(client: httpx.AsyncClient, sim: SimControl) -> None:
-    session_id, call_id = await live_session(client, sim, enableTranscription=True)
-    await sim.drive(call_id, "tool-call", name="remember_note", arguments={"note": "Buy oat milk"})
-    await sim.drive(call_id, "user", text="Hi, my name is Ada Lovelace.")
+    call = await open_call(client, sim, enableTranscription=True)
+    await call.call_tool("remember_note", {"note": "Buy oat milk"})
+    # Anything else on the call goes through the simulator's control API.
+    await sim.drive(call.call_id, "user", text="Hi, my name is Ada Lovelace.")
 
-    result = await sim.drive(call_id, "tool-call", name="extract_profile", arguments={})
+    answered = await call.call_tool("extract_profile")
 
     profile = {"first_name": "Ada", "last_name": "Lovelace", "income": None}
-    assert json.loads(result["output"]) == {
-        "ok": True,
-        "profile": {**profile, "notes": ["Buy oat milk"]},
-    }
-    assert (await session_state(client, session_id))["profile"]["notes"] == ["Buy oat milk"]
+    assert answered.output == {"ok": True, "profile": {**profile, "notes": ["Buy oat milk"]}}
+    assert (await session_state(client, call.session_id))["profile"]["notes"] == ["Buy oat milk"]
