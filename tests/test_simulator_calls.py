@@ -721,22 +721,24 @@ async def test_items_can_be_retrieved_truncated_and_deleted(
 async def test_a_user_turn_with_a_late_transcription(
     http: httpx.AsyncClient, simulator: RunningSimulator, call_id: str
 ) -> None:
+    queued = await http.post(
+        f"/_sim/calls/{call_id}/replies", json={"text": "Let me check that for you."}
+    )
     async with sideband(simulator, call_id) as client:
         user = await http.post(
             f"/_sim/calls/{call_id}/user",
             json={"text": "Where is my order 1234?", "transcriptionDelayMs": 300},
         )
-        assistant = await http.post(
-            f"/_sim/calls/{call_id}/assistant", json={"text": "Let me check that for you."}
-        )
         events = await client.until("conversation.item.input_audio_transcription.completed")
 
+    assert queued.json() == {"queued": 1}
     assert user.status_code == 200
+    assert set(user.json()) == {"itemId", "responseId"}  # voice activity started a response
     user_id = user.json()["itemId"]
     assert re.fullmatch(r"item_[0-9a-f]+", user_id)
-    assert assistant.status_code == 200
-    response_id, assistant_id = assistant.json()["responseId"], assistant.json()["itemId"]
+    response_id = user.json()["responseId"]
     assert response_id.startswith("resp_")
+    assistant_id = events[7]["item"]["id"]
 
     kinds = types(events)
     deltas = [e for e in events if e["type"] == "response.output_audio_transcript.delta"]
@@ -862,6 +864,8 @@ async def test_a_user_barging_in_cancels_the_response(
         "response.output_item.done",
         "conversation.item.done",
         "response.done",
+        "output_audio_buffer.cleared",
+        "conversation.item.truncated",
         "input_audio_buffer.speech_stopped",
         "input_audio_buffer.committed",
         "conversation.item.added",
@@ -874,7 +878,16 @@ async def test_a_user_barging_in_cancels_the_response(
     assert done["output"][0]["content"] == [
         {"type": "output_audio", "transcript": "One moment while "}
     ]
-    assert events[7]["previous_item_id"] == done["output"][0]["id"]
+    assert events[6]["response_id"] == done["id"]
+    # the first delta's audio was still playing (30 s a delta): none of it counts as heard
+    truncated = events[7]
+    assert (truncated["item_id"], truncated["content_index"], truncated["audio_end_ms"]) == (
+        done["output"][0]["id"],
+        0,
+        0,
+    )
+    assert call.items[0]["content"] == [{"type": "output_audio", "transcript": ""}]
+    assert events[9]["previous_item_id"] == done["output"][0]["id"]
 
 
 async def test_response_create_plays_the_queued_reply_one_at_a_time(
@@ -1222,13 +1235,20 @@ async def test_the_in_process_helpers(simulator: RunningSimulator, call_id: str)
             while (playing := call.active_response) is not None:
                 await playing.finished.wait()
             user_id = await call.user_says("Hi there.")
+            started = call.active_response  # voice activity answers the user by itself
+            assert started is not None
+            await started.finished.wait()
             response = await call.assistant_says("Hello!")
             with trio.move_on_after(0.05) as nothing_new:
                 await call.wait_for_client_event("response.create", after=index)
             assert nothing_new.cancelled_caught
 
     assert response.status == "completed"
-    assert [item["id"] for item in call.items][-2:] == [user_id, response.item_id]
+    assert [item["id"] for item in call.items][-3:] == [
+        user_id,
+        started.item_id,
+        response.item_id,
+    ]
     assert call.items[-1]["content"] == [{"type": "output_audio", "transcript": "Hello!"}]
     assert [r.event["type"] for r in call.client_events] == [
         "input_audio_buffer.clear",

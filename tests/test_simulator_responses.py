@@ -731,21 +731,18 @@ async def test_a_user_sharing_a_fact_makes_the_model_call_extract_profile(
                 },
             )
         events = await client.until("response.done")
+        transcribed = await client.until("conversation.item.input_audio_transcription.completed")
 
     assert answer.status_code == 200
     result = answer.json()
     assert set(result) == {"itemId", "responseId", "callId"}
-    transcript_deltas = [
-        e for e in events if e["type"] == "conversation.item.input_audio_transcription.delta"
-    ]
+    # Voice activity starts the response at the commit; the transcription arrives after it.
     assert types(events) == [
         "input_audio_buffer.speech_started",
         "input_audio_buffer.speech_stopped",
         "input_audio_buffer.committed",
         "conversation.item.added",
         "conversation.item.done",
-        *["conversation.item.input_audio_transcription.delta"] * len(transcript_deltas),
-        "conversation.item.input_audio_transcription.completed",
         "response.created",
         "rate_limits.updated",
         "response.output_item.added",
@@ -772,8 +769,10 @@ async def test_a_user_sharing_a_fact_makes_the_model_call_extract_profile(
             "arguments": "{}",
         }
     ]
-    item_added = events[len(transcript_deltas) + 9]
+    item_added = events[8]
     assert item_added["previous_item_id"] == result["itemId"]
+    assert transcribed[-1]["item_id"] == result["itemId"]
+    assert transcribed[-1]["transcript"] == "Hi, my name is Ann Lee."
 
 
 async def test_a_user_sharing_nothing_gets_a_reply(
@@ -789,16 +788,19 @@ async def test_a_user_sharing_nothing_gets_a_reply(
                 json={"text": "Where is my order 1234?", "respond": True},
             )
         events = await client.until("response.done")
+        if "conversation.item.input_audio_transcription.completed" not in types(events):
+            events += await client.until("conversation.item.input_audio_transcription.completed")
 
     assert set(answer.json()) == {"itemId", "responseId"}
     assert "response.function_call_arguments.done" not in types(events)
-    done = events[-1]["response"]
+    done = next(e for e in events if e["type"] == "response.done")["response"]
     assert done["id"] == answer.json()["responseId"]
     assert done["output"][0]["content"] == [
         {"type": "output_audio", "transcript": "Sure, I can help with that."}
     ]
+    # the response starts at the commit, not once the words are transcribed (section 8)
     completed = types(events).index("conversation.item.input_audio_transcription.completed")
-    assert completed < types(events).index("response.created")
+    assert types(events).index("response.created") < completed
 
 
 async def test_without_the_tool_a_fact_gets_the_queued_reply(
@@ -808,11 +810,12 @@ async def test_without_the_tool_a_fact_gets_the_queued_reply(
     call = simulator.state.calls[call_id]
     call.queue_reply("Nice to meet you, Ann.")
     async with sideband(simulator, call_id) as client:
-        item_id = await call.user_says("My name is Ann Lee.")
         with trio.fail_after(WAIT):
-            response = await call.respond_to_user(item_id, "My name is Ann Lee.")
+            turn = await call.user_speaks("My name is Ann Lee.", respond=True)
         events = await client.until("response.done")
 
+    response = turn.response
+    assert response is not None
     assert response.kind == "message"
     assert response.call_id is None
     assert not any("transcription" in kind for kind in types(events))
@@ -822,17 +825,50 @@ async def test_without_the_tool_a_fact_gets_the_queued_reply(
     assert list(call.replies) == []
 
 
-async def test_a_user_turn_without_respond_is_unchanged(
+async def test_a_user_turn_without_respond_gets_the_queued_behaviour(
     http: httpx.AsyncClient, simulator: RunningSimulator
 ) -> None:
     call_id = await create_call(http, await mint(http, copy.deepcopy(TRANSCRIBED)))
     async with sideband(simulator, call_id) as client:
         await _register_profile_tool(client)
         answer = await http.post(
-            f"/_sim/calls/{call_id}/user", json={"text": "My name is Ann Lee."}
+            f"/_sim/calls/{call_id}/user",
+            json={"text": "My name is Ann Lee.", "transcriptionDelayMs": 100},
         )
         events = await client.until("conversation.item.input_audio_transcription.completed")
 
-    assert set(answer.json()) == {"itemId"}
-    assert "response.created" not in types(events)
+    assert set(answer.json()) == {"itemId", "responseId"}
+    assert "response.function_call_arguments.done" not in types(events)
+    done = next(e for e in events if e["type"] == "response.done")["response"]
+    assert done["id"] == answer.json()["responseId"]
+    assert done["output"][0]["content"] == [
+        {"type": "output_audio", "transcript": "Sure, I can help with that."}
+    ]
     assert simulator.state.calls[call_id].active_response is None
+
+
+async def test_without_voice_created_responses_a_user_turn_starts_none(
+    http: httpx.AsyncClient, simulator: RunningSimulator
+) -> None:
+    session = copy.deepcopy(TRANSCRIBED)
+    session["audio"]["input"]["turn_detection"] = {"type": "server_vad", "create_response": False}
+    call_id = await create_call(http, await mint(http, session))
+    async with sideband(simulator, call_id) as client:
+        await _register_profile_tool(client)
+        silent = await http.post(
+            f"/_sim/calls/{call_id}/user", json={"text": "My name is Ann Lee."}
+        )
+        events = await client.until("conversation.item.input_audio_transcription.completed")
+        answered = await http.post(
+            f"/_sim/calls/{call_id}/user",
+            json={"text": "I earn 4200 dollars a month.", "respond": True},
+        )
+        after = await client.until("response.done")
+
+    assert set(silent.json()) == {"itemId"}
+    assert "response.created" not in types(events)
+    assert set(answered.json()) == {"itemId", "responseId", "callId"}
+    # respond: the model answers once the words are transcribed, as a response.create would
+    completed = types(after).index("conversation.item.input_audio_transcription.completed")
+    assert completed < types(after).index("response.created")
+    assert after[-1]["response"]["output"][0]["name"] == "extract_profile"

@@ -50,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY",
         help="a standard key it accepts (repeatable; default: the simulator's own key)",
     )
+    simulate.add_argument(
+        "--max-call-seconds",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="how long a call lasts before it expires as the API's do (default: 3600, 60 minutes)",
+    )
     simulate.add_argument("--log-level", default="INFO")
     simulate.set_defaults(run=_simulate)
 
@@ -121,7 +128,14 @@ def _simulate(args: argparse.Namespace) -> int:
         return 2
 
     configure_logging(args.log_level.upper())
-    state = SimulatorState(api_keys=tuple(args.api_keys or (DEFAULT_API_KEY,)))
+    try:
+        state = SimulatorState(
+            api_keys=tuple(args.api_keys or (DEFAULT_API_KEY,)),
+            max_call_seconds=args.max_call_seconds,
+        )
+    except ValueError as exc:
+        print(f"realtime-trio: {exc}", file=sys.stderr)
+        return 2
     gc.freeze()  # the SDK's types and the rest of start-up: out of the collector's full passes
     logger.info("OpenAI Realtime simulator on http://%s:%d/v1", args.host, args.port)
     trio.run(

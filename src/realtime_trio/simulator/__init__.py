@@ -4,9 +4,23 @@ It answers as the real API does (shapes, statuses, error bodies) and checks what
 against the OpenAI SDK's published types (the `simulator` extra). Run it on its own with
 `realtime-trio simulate`, or start it in-process with `run_simulator` on a nursery.
 
-Besides minting client secrets it holds WebRTC calls (`POST /v1/realtime/calls`) and their
-sideband WebSockets (`/v1/realtime?call_id=...`); tests drive a call through `/_sim/calls/...`
-over HTTP, or in-process through `RunningSimulator.state.calls[call_id]` (a `SimCall`).
+Besides minting client secrets it holds WebRTC calls (`POST /v1/realtime/calls`, ended by
+`.../hangup`) and their sideband WebSockets (`/v1/realtime?call_id=...`); tests drive a call
+through `/_sim/calls/...` over HTTP (see `control.py` for every route), or in-process through
+`RunningSimulator.state.calls[call_id]` (a `SimCall`).
+
+A call behaves as the API's do at their edges. Voice activity starts a response after each user
+turn (`turn_detection.create_response`); what the model does in a response nobody scripted is
+the next queued behaviour (`/_sim/calls/{id}/replies`: a message or a tool call). One response
+at a time writes to the conversation: a second `response.create` is refused with
+`conversation_already_has_active_response`. A user barging in cancels the response playing and,
+for audio, clears it and truncates the item to what was heard. A `function_call_output` must
+answer a function call of the conversation. A call expires `SimulatorState(max_call_seconds=)`
+after it was created (60 minutes by default, `realtime-trio simulate --max-call-seconds`): an
+`error` with code `session_expired`, then every socket closed with 1001 (`/_sim/calls/{id}/expire`
+does it now). Tests can also make sockets close right after they open (`socket-faults`), refuse a
+client event type on purpose (`refuse`), and send the app's own client events, as if on its
+data channel (`app`).
 
 It also answers the Responses API (`POST /v1/responses`, non-streaming) with a deterministic
 extractor standing in for the model; `POST /_sim/responses/next` (or `state.responses.arm`)
@@ -27,7 +41,7 @@ import trio
 
 from .._hypercorn import ShutdownTrigger, serve_app
 from .app import create_simulator_app
-from .calls import CallEnded, ReceivedEvent, SimCall, SimSocket, ToolCallResult
+from .calls import CallEnded, ReceivedEvent, SimCall, SimSocket, ToolCallResult, UserTurn
 from .responses import FAILURE_MODES, ArmedResponses, FailureMode
 from .state import DEFAULT_API_KEY, Fault, SimulatorState
 from .turns import ActiveResponse, SimResponse
@@ -47,6 +61,7 @@ __all__ = [
     "SimSocket",
     "SimulatorState",
     "ToolCallResult",
+    "UserTurn",
     "create_simulator_app",
     "run_simulator",
 ]

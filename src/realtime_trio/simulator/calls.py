@@ -8,6 +8,12 @@ open socket, and that socket's own sender task writes it to the wire. Waiting he
 Benchmarks need to know when a frame actually left, not when it was queued: a `Stamped` frame
 has the sender report the `time.monotonic()` just after writing it, and a frame a client sends
 is recorded with the `time.monotonic()` at which it came off the socket (`arrived_at`).
+
+A call lasts at most `max_seconds` (the API's 60 minutes by default): it then expires as the API
+ends a session (`expire`: an `error` with code `session_expired`, then every socket closed with
+1001 and the same words). Tests arm what the API does on its own: sockets that close as soon as
+they open (`arm_socket_faults`), client events refused on purpose (`arm_refusal`), and what the
+model does in the responses nobody scripted (`queue_reply`, `queue_tool_call`).
 """
 
 from __future__ import annotations
@@ -23,22 +29,26 @@ from typing import Any, final
 import trio
 
 from .conversation import Conversation
-from .events import server_event
+from .errors import OpenAIError
+from .events import error_event, server_event
 from .frames import EncodedFrames, RawFrames
 from .sessions import new_id
 from .turns import (
     ARGUMENTS_DONE,
-    DEFAULT_REPLY,
     DONE,
     SimResponse,
     answer_user,
+    arguments_text,
     start_response,
     user_turn,
 )
 
 OUTBOX_SIZE = 1024
 NORMAL_CLOSURE = 1000
+GOING_AWAY = 1001
 INTERNAL_ERROR = 1011
+DEFAULT_MAX_CALL_SECONDS = 3600.0  # the API's maximum session duration: 60 minutes
+APP_SOCKET_ID = 0  # what `ReceivedEvent.socket_id` says of an event the app sent (`app_events`)
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +67,7 @@ class ReceivedEvent:
 
     `event` is the parsed JSON object (`{}` if the frame was not one); `valid` is whether the
     simulator accepted it (it matched the SDK's types and was not refused with an `error`).
+    `socket_id` is `APP_SOCKET_ID` (0) for an event the app sent on its data channel.
     `received_at` is the call's clock (wall time) when it was recorded; `arrived_at` the
     `time.monotonic()` at which the frame came off the socket, before it was even parsed.
     """
@@ -81,10 +92,30 @@ class ReceivedEvent:
 
 @dataclass(frozen=True)
 class Close:
-    """Queued after a socket's last event: close with `code`, or drop the connection (`abrupt`)."""
+    """Queued after a socket's last event: close with `code` (and `reason`, the close frame's
+    words), or drop the connection (`abrupt`)."""
 
     code: int
     abrupt: bool = False
+    reason: str = ""
+
+
+@dataclass
+class SocketFault:
+    """The next `times` sockets opened on a call are accepted, then closed at once as `close`
+    says, before any event (`SimCall.arm_socket_faults`)."""
+
+    close: Close
+    times: int
+
+
+@dataclass
+class ArmedRefusal:
+    """The next `times` client events of one type from a sideband socket are answered with
+    `error` and not applied (`SimCall.arm_refusal`)."""
+
+    error: OpenAIError
+    times: int
 
 
 @dataclass(frozen=True)
@@ -118,6 +149,7 @@ class SimSocket:
         self.open = True
         self.close_code: int | None = None
         self.closing = False
+        self.faulted = False
         self.cancel_scope = trio.CancelScope()
         self._outbox = outbox
 
@@ -159,6 +191,7 @@ class SimSocket:
             "auth": self.auth,
             "openedAt": self.opened_at,
             "closedAt": self.closed_at,
+            "faulted": self.faulted,
         }
 
 
@@ -210,8 +243,36 @@ class ToolCallResult:
 
 @dataclass(frozen=True)
 class QueuedReply:
-    text: str
+    """What the model does in the next response no control scripted: say `text`, or make the
+    function `call`; `delta_delay` seconds between deltas."""
+
+    text: str | None = None
+    call: FunctionCall | None = None
     delta_delay: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        if self.call is not None:
+            what: dict[str, Any] = {
+                "toolCall": {"name": self.call.name, "arguments": self.call.arguments}
+            }
+        else:
+            what = {"text": self.text}
+        return {**what, "deltaDelayMs": round(self.delta_delay * 1000)}
+
+
+@dataclass(frozen=True)
+class UserTurn:
+    """What a user turn did: the user item it committed, and the response voice activity (or
+    `respond`) started after it, if any."""
+
+    item_id: str
+    response: SimResponse | None
+
+
+def expiry_message(max_seconds: float) -> str:
+    """The `session_expired` error's words (and the close reason) for a call of *max_seconds*."""
+    minutes = f"{max_seconds / 60:.6f}".rstrip("0").rstrip(".")
+    return f"Your session hit the maximum duration of {minutes} minutes."
 
 
 @final
@@ -219,7 +280,9 @@ class SimCall:
     """A call: its effective `session`, its conversation (`items`) and its sockets.
 
     Tasks of the call (late transcriptions, responses being played) run in the call's own
-    nursery (`run`), which ending the call cancels.
+    nursery (`run`), which ending the call cancels. The call expires *max_seconds* after `run`
+    started (see `expire`). `end_reason` says how it ended: `"ended"` (`end`), `"expired"` or
+    `"failed"` (a simulator bug).
     """
 
     def __init__(
@@ -229,15 +292,22 @@ class SimCall:
         *,
         secret: str | None = None,
         clock: Callable[[], float] = time.time,
+        max_seconds: float = DEFAULT_MAX_CALL_SECONDS,
     ) -> None:
         self.call_id = call_id
         self.session = session
         self.secret = secret
+        self.max_seconds = max_seconds
+        self.created_at = clock()
         self.conversation_id = new_id("conv")
         self.ended = False
+        self.end_reason: str | None = None
         self.conversation = Conversation()
         self.client_events: list[ReceivedEvent] = []
+        self.app_events: list[ReceivedEvent] = []
         self.sockets: dict[int, SimSocket] = {}
+        self.socket_faults: deque[SocketFault] = deque()
+        self.refusals: dict[str, ArmedRefusal] = {}
         self.replies: deque[QueuedReply] = deque()
         self.responses: dict[str, SimResponse] = {}
         self.last_response_id: str | None = None
@@ -253,7 +323,8 @@ class SimCall:
     # -- lifetime -------------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Own the call's tasks until it ends; then cancel whatever is still playing.
+        """Own the call's tasks until it ends (or expires, `max_seconds` from now); then cancel
+        whatever is still playing.
 
         A task that fails (a simulator bug) ends this call only: its sockets close with 1011.
         """
@@ -261,11 +332,13 @@ class SimCall:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 task_status.started()
-                await self._end.wait()
+                with trio.move_on_after(self.max_seconds):
+                    await self._end.wait()
+                self.expire()  # nothing if it ended first
                 nursery.cancel_scope.cancel()
         except Exception:
             logger.exception("call %s: a task of the call failed; ending it", self.call_id)
-            self._finish(Close(INTERNAL_ERROR))
+            self._finish(Close(INTERNAL_ERROR), reason="failed")
         finally:
             self._nursery = None
 
@@ -281,14 +354,29 @@ class SimCall:
         self._nursery.start_soon(fn, *args)
 
     def end(self) -> int:
-        """End the call: each open socket closes (1000) after its queued events; later
-        connections are refused (404). Returns how many sockets were closed."""
-        return self._finish(Close(NORMAL_CLOSURE))
+        """End the call (a hang-up): each open socket closes (1000) after its queued events;
+        later connections are refused (404). Returns how many sockets were closed."""
+        return self._finish(Close(NORMAL_CLOSURE), reason="ended")
 
-    def _finish(self, close: Close) -> int:
+    def expire(self) -> int:
+        """End the call as the API ends a session at its maximum duration: an `error` event
+        (`invalid_request_error`, code `session_expired`, "Your session hit the maximum
+        duration of N minutes.") to every open socket, then each closes with 1001 and those
+        words as the close reason; later connections are refused (404). Returns how many
+        sockets were closed (0 if the call had ended already)."""
+        if self.ended:
+            return 0
+        message = expiry_message(self.max_seconds)
+        # The code and words are the API's as reported (section 10/14 of the reference); the
+        # null `param` is the simulator's choice.  # UNVERIFIED param
+        self.broadcast(error_event(message, type="invalid_request_error", code="session_expired"))
+        return self._finish(Close(GOING_AWAY, reason=message), reason="expired")
+
+    def _finish(self, close: Close, *, reason: str) -> int:
         if self.ended:
             return 0
         self.ended = True
+        self.end_reason = reason
         closed = self._close_sockets(close)
         self._end.set()
         self._changed()
@@ -320,6 +408,9 @@ class SimCall:
     def attach_socket(self, *, auth: str) -> tuple[SimSocket, trio.MemoryReceiveChannel[Outgoing]]:
         """A new socket on the call, `session.created` already queued; and its outbox to drain.
 
+        If a socket fault is armed, the socket's `Close` is queued instead, with no event
+        before it (`SimSocket.faulted`).
+
         Raises:
             CallEnded: the call is over.
         """
@@ -327,9 +418,37 @@ class SimCall:
         send, receive = trio.open_memory_channel[Outgoing](OUTBOX_SIZE)
         socket = SimSocket(len(self.sockets) + 1, auth=auth, outbox=send, at=self._clock())
         self.sockets[socket.id] = socket
-        socket.queue(json.dumps(server_event("session.created", session=self.session)))
+        fault = self._take_socket_fault()
+        if fault is None:
+            socket.queue(json.dumps(server_event("session.created", session=self.session)))
+        else:
+            socket.faulted = True
+            socket.queue(fault)
         self._changed()
         return socket, receive
+
+    def arm_socket_faults(
+        self, close_code: int, *, reason: str = "", abrupt: bool = False, times: int = 1
+    ) -> int:
+        """Make the next *times* sockets opened on the call close as soon as they are accepted
+        (after the 101, before any event): with a close frame of *close_code* and *reason*, or
+        with none at all if *abrupt* (the client then sees 1006; see `drop`). Returns how many
+        sockets are now armed to fail."""
+        self.socket_faults.append(SocketFault(Close(close_code, abrupt, reason), times))
+        return self.pending_socket_faults
+
+    @property
+    def pending_socket_faults(self) -> int:
+        return sum(fault.times for fault in self.socket_faults)
+
+    def _take_socket_fault(self) -> Close | None:
+        if not self.socket_faults:
+            return None
+        fault = self.socket_faults[0]
+        fault.times -= 1
+        if fault.times <= 0:
+            self.socket_faults.popleft()
+        return fault.close
 
     def socket_closed(self, socket: SimSocket, code: int | None) -> None:
         """Record that *socket* is closed, with the close code as observed."""
@@ -351,6 +470,30 @@ class SimCall:
     def reply(self, socket: SimSocket, event: dict[str, Any]) -> None:
         """Queue *event* for *socket* only (errors, `conversation.item.retrieved`)."""
         socket.queue(json.dumps(event))
+
+    # -- refusing client events on purpose --------------------------------------------------------
+
+    def arm_refusal(self, event_type: str, error: OpenAIError, *, times: int = 1) -> int:
+        """Answer the next *times* client events of *event_type* from a sideband socket with
+        *error* (as an `error` event naming their `event_id`) instead of applying them; how
+        many of that type are now armed to be refused."""
+        armed = self.refusals.get(event_type)
+        if armed is None:
+            self.refusals[event_type] = ArmedRefusal(error, times)
+        else:
+            armed.error, armed.times = error, armed.times + times
+        return self.refusals[event_type].times
+
+    def take_refusal(self, event_type: str) -> OpenAIError | None:
+        """The error to refuse a client event of *event_type* with, counting this use; None
+        if none is armed."""
+        armed = self.refusals.get(event_type)
+        if armed is None:
+            return None
+        armed.times -= 1
+        if armed.times <= 0:
+            del self.refusals[event_type]
+        return armed.error
 
     def send_raw(self, text: str, *, socket_id: int | None = None) -> int:
         """Queue a text frame as-is (for malformed-frame tests); how many sockets got it."""
@@ -386,6 +529,16 @@ class SimCall:
     ) -> ReceivedEvent:
         received = ReceivedEvent(socket.id, event, valid, self._clock(), raw, error, arrived_at)
         self.client_events.append(received)
+        self._changed()
+        return received
+
+    def record_app_event(
+        self, event: dict[str, Any], *, valid: bool, raw: str, error: dict[str, Any] | None = None
+    ) -> ReceivedEvent:
+        """Record a client event the app sent on its data channel (`app_events`, apart from the
+        sideband's `client_events`)."""
+        received = ReceivedEvent(APP_SOCKET_ID, event, valid, self._clock(), raw, error)
+        self.app_events.append(received)
         self._changed()
         return received
 
@@ -469,15 +622,47 @@ class SimCall:
     ) -> str:
         """The user speaks *text*; the new item's id once the non-delayed events are queued.
 
-        The transcription follows *transcription_delay* seconds later (or fails), from the
-        call's nursery, if the session has input transcription on.
+        As `user_speaks` (without `respond`): if the session's voice detection creates
+        responses, the model's response has started by then (`active_response`).
         """
-        return await user_turn(
+        turn = await self.user_speaks(
+            text, transcription_delay=transcription_delay, transcription_fails=transcription_fails
+        )
+        return turn.item_id
+
+    async def user_speaks(
+        self,
+        text: str,
+        *,
+        transcription_delay: float = 0.0,
+        transcription_fails: bool = False,
+        respond: bool = False,
+    ) -> UserTurn:
+        """The user speaks *text*: the voice-activity events, the committed user item, and the
+        response voice activity starts after it; returns once the response has started.
+
+        A response in progress is interrupted first if the session's turn detection says so
+        (`interrupt_response`, the default). When turn detection creates responses
+        (`create_response`, the default), a response starts right after the commit: the next
+        queued reply or tool call, or with *respond* the answer a model would choose from
+        *text* (`respond_to_user`). Without it, *respond* makes the model answer once *text*
+        is transcribed, as a client's `response.create` would. The transcription follows
+        *transcription_delay* seconds later (or fails), from the call's nursery, if the session
+        has input transcription on.
+
+        Raises:
+            ActiveResponse: with *respond* and no voice-started responses, a response is in
+                progress.
+            CallEnded: the call is over.
+        """
+        item_id, response = await user_turn(
             self,
             text,
             transcription_delay=transcription_delay,
             transcription_fails=transcription_fails,
+            respond=respond,
         )
+        return UserTurn(item_id, response)
 
     def transcription_finished(self, item_id: str) -> None:
         """The transcription of user item *item_id* completed, failed or was cancelled."""
@@ -498,7 +683,8 @@ class SimCall:
     async def respond_to_user(self, item_id: str, text: str) -> SimResponse:
         """Once the user's turn *item_id* (who said *text*) is transcribed, the model answers:
         it calls `extract_profile` if *text* shares a fact about the user and the session has
-        that tool, else it says the next queued reply. Returns once the response has started.
+        that tool, else it does the next queued behaviour (a reply or a tool call). Returns once
+        the response has started. (`user_speaks(..., respond=True)` does this by itself.)
 
         Raises:
             ActiveResponse: a response is already in progress.
@@ -519,12 +705,21 @@ class SimCall:
         return response
 
     def queue_reply(self, text: str, *, delta_delay: float = 0.0) -> int:
-        """The text of the next response a client's `response.create` starts; queue length."""
-        self.replies.append(QueuedReply(text, delta_delay))
+        """What the model says in the next response nobody scripted (one a client's or the
+        app's `response.create` or voice activity starts); the queue's length."""
+        self.replies.append(QueuedReply(text=text, delta_delay=delta_delay))
+        self._changed()
         return len(self.replies)
 
-    def next_reply(self) -> QueuedReply:
-        return self.replies.popleft() if self.replies else QueuedReply(DEFAULT_REPLY)
+    def queue_tool_call(
+        self, name: str, arguments: dict[str, Any] | str, *, delta_delay: float = 0.0
+    ) -> int:
+        """As `queue_reply`, but in that response the model calls function *name* with
+        *arguments* (an object or its JSON text); the queue's length."""
+        call = FunctionCall(name, arguments)
+        self.replies.append(QueuedReply(call=call, delta_delay=delta_delay))
+        self._changed()
+        return len(self.replies)
 
     async def tool_call(
         self,
@@ -556,11 +751,13 @@ class SimCall:
             ActiveResponse: a response is already in progress.
             CallEnded: the call is over.
         """
-        if not isinstance(arguments, str):
-            arguments = json.dumps(arguments, separators=(",", ":"))
         start = len(self.client_events)
         response = start_response(
-            self, kind="function_call", text=arguments, name=name, delta_delay=delta_delay
+            self,
+            kind="function_call",
+            text=arguments_text(arguments),
+            name=name,
+            delta_delay=delta_delay,
         )
         return ToolCallResult(
             str(response.call_id),
@@ -605,19 +802,33 @@ class SimCall:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "callId": self.call_id,
-            "ended": self.ended,
+            **self._lifetime(),
             "session": self.session,
             "items": self.items,
             "sockets": [socket.as_json() for socket in self.sockets.values()],
+            "socketsOpened": len(self.sockets),
+            "socketFaults": self.pending_socket_faults,
+            "queuedReplies": [reply.as_json() for reply in self.replies],
+            "refusals": {kind: armed.times for kind, armed in self.refusals.items()},
             "clientEvents": [received.as_json() for received in self.client_events],
+            "appEvents": [received.as_json() for received in self.app_events],
         }
 
     def summary(self) -> dict[str, Any]:
         return {
-            "callId": self.call_id,
-            "ended": self.ended,
+            **self._lifetime(),
             "sockets": [socket.as_json() for socket in self.sockets.values()],
+            "socketsOpened": len(self.sockets),
             "items": len(self.items),
             "clientEvents": len(self.client_events),
+            "appEvents": len(self.app_events),
+        }
+
+    def _lifetime(self) -> dict[str, Any]:
+        return {
+            "callId": self.call_id,
+            "ended": self.ended,
+            "endReason": self.end_reason,
+            "createdAt": self.created_at,
+            "expiresAt": self.created_at + self.max_seconds,
         }

@@ -4,6 +4,13 @@ Every frame is recorded on the call. A frame that is not a JSON object, or not a
 the SDK's types, or one the API would refuse (an unknown item id, a second response while one is
 playing...) is answered with an `error` event on that socket only; the socket stays open, as
 the API's errors are recoverable. Codes the API is not documented to use are marked UNVERIFIED.
+A test may also arm refusals of valid events (`SimCall.arm_refusal`): they are answered the
+same way and not applied.
+
+The app's own client events (on its WebRTC data channel, which the simulator has not got) come
+in through `handle_app_event`: checked and applied the same way, recorded in
+`SimCall.app_events`, and answered on every sideband socket, since both connections see the
+session's events (errors and `conversation.item.retrieved` included: the simulator's choice).
 """
 
 from __future__ import annotations
@@ -19,10 +26,12 @@ from .conversation import ROOT, UnknownItem
 from .errors import OpenAIError, invalid_request
 from .events import created_item, error_event, server_event
 from .sessions import merged, new_id
-from .turns import ActiveResponse, commit_user_audio, start_response
+from .turns import ActiveResponse, audio_ms, commit_user_audio, start_queued, truncate_audio
 from .validation import validate_client_event
 
-Handler = Callable[[SimCall, SimSocket, dict[str, Any]], None]
+# Where an answer meant for the event's sender goes: its socket, or every sideband socket.
+Reply = Callable[[dict[str, Any]], None]
+Handler = Callable[[SimCall, Reply, dict[str, Any]], None]
 MIN_COMMIT_MS = 100
 
 
@@ -62,7 +71,10 @@ def handle_frame(
     event: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
     try:
         validate_client_event(parsed)
-        _HANDLERS[event["type"]](call, socket, event)
+        armed = call.take_refusal(event["type"])
+        if armed is not None:
+            raise armed
+        _HANDLERS[event["type"]](call, lambda answer: call.reply(socket, answer), event)
     except OpenAIError as refusal:
         _refuse(call, socket, event, frame, refusal, arrived_at)
     except CallEnded:  # its sockets are closing anyway
@@ -74,6 +86,30 @@ def handle_frame(
         call.record(socket, event, valid=True, raw=frame, arrived_at=arrived_at)
 
 
+def handle_app_event(call: SimCall, event: dict[str, Any]) -> dict[str, Any] | None:
+    """Act on *event* as if the app had sent it on its data channel; answers (an `error`
+    included) go to every sideband socket. Returns the error if it was refused.
+
+    Raises:
+        CallEnded: the call is over.
+    """
+    call.check_open()
+    raw = json.dumps(event)
+    try:
+        validate_client_event(event)
+        _HANDLERS[event["type"]](call, call.broadcast, event)
+    except OpenAIError as refusal:
+        answer = _error_for(event, refusal)
+        call.broadcast(answer)
+        call.record_app_event(event, valid=False, raw=raw, error=answer["error"])
+        return dict(answer["error"])
+    except BaseException:
+        call.record_app_event(event, valid=False, raw=raw)
+        raise
+    call.record_app_event(event, valid=True, raw=raw)
+    return None
+
+
 def _refuse(
     call: SimCall,
     socket: SimSocket,
@@ -82,19 +118,24 @@ def _refuse(
     refusal: OpenAIError,
     arrived_at: float | None,
 ) -> None:
+    answer = _error_for(event, refusal)
+    call.reply(socket, answer)
+    call.record(socket, event, valid=False, raw=raw, error=answer["error"], arrived_at=arrived_at)
+
+
+def _error_for(event: dict[str, Any], refusal: OpenAIError) -> dict[str, Any]:
+    """The `error` event refusing *event*, naming its `event_id` if it had one."""
     client_event_id = event.get("event_id")
-    answer = error_event(
+    return error_event(
         refusal.message,
         type=refusal.type,
         code=refusal.code,
         param=refusal.param,
         client_event_id=client_event_id if isinstance(client_event_id, str) else None,
     )
-    call.reply(socket, answer)
-    call.record(socket, event, valid=False, raw=raw, error=answer["error"], arrived_at=arrived_at)
 
 
-def _session_update(call: SimCall, socket: SimSocket, event: dict[str, Any]) -> None:
+def _session_update(call: SimCall, reply: Reply, event: dict[str, Any]) -> None:
     update = event["session"]
     current = call.session
     if update["type"] != current["type"]:
@@ -122,7 +163,7 @@ def _session_update(call: SimCall, socket: SimSocket, event: dict[str, Any]) -> 
     call.broadcast(server_event("session.updated", session=call.session))
 
 
-def _item_create(call: SimCall, socket: SimSocket, event: dict[str, Any]) -> None:
+def _item_create(call: SimCall, reply: Reply, event: dict[str, Any]) -> None:
     item = event["item"]
     after = event.get("previous_item_id")
     if after is not None and after != ROOT and after not in call.conversation:
@@ -130,6 +171,16 @@ def _item_create(call: SimCall, socket: SimSocket, event: dict[str, Any]) -> Non
             f"Error adding item: the previous item with id '{after}' does not exist.",
             param="previous_item_id",
             code="item_not_found",  # UNVERIFIED code
+        )
+    if item["type"] == "function_call_output" and not _has_function_call(call, item["call_id"]):
+        # The output must answer a function call of the conversation (section 5.2: `call_id`
+        # equals the `function_call` item's); an out-of-band response's call is not in it.
+        # The words are the Responses API's for the same mistake; param and code are the
+        # simulator's.  # UNVERIFIED message, param and code
+        raise invalid_request(
+            f"No tool call found for function call output with call_id {item['call_id']}.",
+            param="item.call_id",
+            code="invalid_value",
         )
     if item["type"] == "message" and item["role"] == "assistant":
         for index, part in enumerate(item["content"]):
@@ -153,6 +204,13 @@ def _item_create(call: SimCall, socket: SimSocket, event: dict[str, Any]) -> Non
     call.broadcast(server_event("conversation.item.done", item=stored, previous_item_id=previous))
 
 
+def _has_function_call(call: SimCall, call_id: str) -> bool:
+    return any(
+        item.get("type") == "function_call" and item.get("call_id") == call_id
+        for item in call.conversation.items
+    )
+
+
 def _existing(call: SimCall, item_id: str, verb: str) -> dict[str, Any]:
     try:
         return call.conversation.get(item_id)
@@ -164,19 +222,19 @@ def _existing(call: SimCall, item_id: str, verb: str) -> dict[str, Any]:
         ) from None
 
 
-def _item_delete(call: SimCall, socket: SimSocket, event: dict[str, Any]) -> None:
+def _item_delete(call: SimCall, reply: Reply, event: dict[str, Any]) -> None:
     item_id = event["item_id"]
     _existing(call, item_id, "deleting")
     call.conversation.delete(item_id)
     call.broadcast(server_event("conversation.item.deleted", item_id=item_id))
 
 
-def _item_retrieve(call: SimCall, socket: SimSocket, event: dict[str, Any]) -> None:
+def _item_retrieve(call: SimCall, reply: Reply, event: dict[str, Any]) -> None:
     item = _existing(call, event["item_id"], "retrieving")
-    call.reply(socket, server_event("conversation.item.retrieved", item=item))
+    reply(server_event("conversation.item.retrieved", item=item))
 
 
-def _item_truncate(call: SimCall, socket: SimSocket, event: dict[str, Any]) -> None:
+def _item_truncate(call: SimCall, reply: Reply, event: dict[str, Any]) -> None:
     item = _existing(call, event["item_id"], "truncating")
     if item["type"] != "message" or item.get("role") != "assistant":
         raise invalid_request(
@@ -191,23 +249,25 @@ def _item_truncate(call: SimCall, socket: SimSocket, event: dict[str, Any]) -> N
             param="content_index",
             code="invalid_value",
         )
-    if event["audio_end_ms"] < 0:
+    end_ms = event["audio_end_ms"]
+    if end_ms < 0:
         raise invalid_request(
             "Invalid 'audio_end_ms': expected a value of at least 0.",
             param="audio_end_ms",
             code="integer_below_min_value",
         )
-    call.broadcast(
-        server_event(
-            "conversation.item.truncated",
-            item_id=item["id"],
-            content_index=index,
-            audio_end_ms=event["audio_end_ms"],
+    duration = audio_ms(item, index)
+    if end_ms > duration:
+        # The SDK documents this refusal; its words and code are the simulator's.
+        raise invalid_request(
+            f"Audio content of {duration}ms is shorter than {end_ms}ms.",  # UNVERIFIED message
+            param="audio_end_ms",
+            code="invalid_value",  # UNVERIFIED code
         )
-    )
+    truncate_audio(call, item["id"], index, end_ms)
 
 
-def _buffer_append(call: SimCall, socket: SimSocket, event: dict[str, Any]) -> None:
+def _buffer_append(call: SimCall, reply: Reply, event: dict[str, Any]) -> None:
     try:
         audio = base64.b64decode(event["audio"], validate=True)
     except (binascii.Error, ValueError):
@@ -219,7 +279,9 @@ def _buffer_append(call: SimCall, socket: SimSocket, event: dict[str, Any]) -> N
     call.input_audio_bytes += len(audio)
 
 
-def _buffer_commit(call: SimCall, socket: SimSocket, event: dict[str, Any]) -> None:
+def _buffer_commit(call: SimCall, reply: Reply, event: dict[str, Any]) -> None:
+    """Commit the buffer as a user item; no response follows, even with voice detection's
+    `create_response` (the SDK: committing "will not create a response from the model")."""
     buffered_ms = call.input_audio_bytes / _bytes_per_ms(call.session)
     if buffered_ms < MIN_COMMIT_MS:
         raise invalid_request(
@@ -231,28 +293,27 @@ def _buffer_commit(call: SimCall, socket: SimSocket, event: dict[str, Any]) -> N
     commit_user_audio(call, new_id("item"))
 
 
-def _buffer_clear(call: SimCall, socket: SimSocket, event: dict[str, Any]) -> None:
+def _buffer_clear(call: SimCall, reply: Reply, event: dict[str, Any]) -> None:
     call.input_audio_bytes = 0
     call.broadcast(server_event("input_audio_buffer.cleared"))
 
 
-def _output_buffer_clear(call: SimCall, socket: SimSocket, event: dict[str, Any]) -> None:
+def _output_buffer_clear(call: SimCall, reply: Reply, event: dict[str, Any]) -> None:
     """WebRTC/SIP only: nothing plays here, so only say which response's audio was cut."""
     response_id = call.active_response.id if call.active_response else call.last_response_id
     if response_id is not None:
         call.broadcast(server_event("output_audio_buffer.cleared", response_id=response_id))
 
 
-def _response_create(call: SimCall, socket: SimSocket, event: dict[str, Any]) -> None:
+def _response_create(call: SimCall, reply: Reply, event: dict[str, Any]) -> None:
+    """Start the next queued behaviour (`start_queued`): refused while another response writes
+    to the conversation, unless this one is out of band (`conversation: "none"`)."""
     params = event.get("response") or {}
     active = call.active_response
     if active is not None and params.get("conversation") != "none":
         raise _already_active(active.id)
-    reply = call.next_reply()
     try:
-        start_response(
-            call, kind="message", text=reply.text, params=params, delta_delay=reply.delta_delay
-        )
+        start_queued(call, params=params)
     except ActiveResponse as exc:
         raise _already_active(exc.response_id) from None
 
@@ -265,7 +326,7 @@ def _already_active(response_id: str) -> OpenAIError:
     )
 
 
-def _response_cancel(call: SimCall, socket: SimSocket, event: dict[str, Any]) -> None:
+def _response_cancel(call: SimCall, reply: Reply, event: dict[str, Any]) -> None:
     response_id = event.get("response_id")
     response = call.active_response if response_id is None else call.responses.get(response_id)
     if response is None:

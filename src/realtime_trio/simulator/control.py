@@ -4,6 +4,29 @@ Each route is the HTTP face of a `SimCall` method (bodies in camelCase, duration
 in seconds in Python). Unknown call ids are a 404, an ended call a 409, a body with unknown or
 mistyped keys a 400, all in OpenAI's error shape.
 
+`POST /_sim/calls/{id}/...`:
+
+- `user` `{"text", "transcriptionDelayMs"?, "transcriptionFails"?, "respond"?,
+  "waitForResponse"?}`: the user speaks; voice activity then starts a response if the session
+  says so (see `turns.py`). Answers `{"itemId"}`, plus `"responseId"` (and `"callId"` for a
+  function call) of the response the turn started, once its `response.done` is queued, or
+  at once with `"waitForResponse": false`.
+- `assistant` `{"text", "deltaDelayMs"?}`: the model says *text*; `{"responseId", "itemId"}`.
+- `replies` `{"text", "deltaDelayMs"?}` or `{"toolCall": {"name", "arguments"?},
+  "deltaDelayMs"?}`: queue what the model does in the next response nobody scripted (a
+  client's, the app's or voice activity's); `{"queued": n}`.
+- `tool-call` `{"name", "arguments"?, "wait"?, "timeoutSeconds"?, "deltaDelayMs"?}`: the model
+  calls a function now; what the client answered (`ToolCallResult`).
+- `app` `{"event"}`: the app sends this client event on its data channel;
+  `{"accepted", "error", "responseId"?, "callId"?}`.
+- `refuse` `{"type", "times"?, "code"?, "message"?, "param"?}`: the next `times` client events
+  of `type` from a sideband socket are answered with an `error` and not applied;
+  `{"type", "times"}` (how many are now armed).
+- `socket-faults` `{"closeCode"?, "reason"?, "times"?, "abrupt"?}`: the next `times` sockets
+  opened on the call are accepted and closed at once; `{"socketFaults": n}` (now armed).
+- `expire`: the call hits its maximum duration now; `end`: it ends (hang-up); `drop`: its
+  sockets are dropped; `send` `{"raw"|"event", "socketId"?}`: a frame, unchecked.
+
 Benchmarks have two more: `POST /_sim/calls/{id}/blast` (`blast.py`) and `POST /_sim/trickle`
 (`trickle.py`, on a blueprint of its own as it spans every call). Their times are
 `time.monotonic()` seconds, comparable across processes on one machine.
@@ -21,10 +44,12 @@ from quart import Blueprint, request
 
 from .blast import NoOpenSocket, blast
 from .calls import CallEnded, FunctionCall, SimCall
+from .client_events import handle_app_event
 from .errors import OpenAIError, invalid_request
 from .state import SimulatorState
 from .trickle import trickle
-from .turns import ActiveResponse
+from .turns import ActiveResponse, SimResponse
+from .validation import CLIENT_EVENTS
 
 JSONAnswer = tuple[dict[str, Any], int]
 
@@ -40,16 +65,76 @@ class ControlBody(BaseModel):
 Body = TypeVar("Body", bound=ControlBody)
 
 
+class Empty(ControlBody):
+    pass
+
+
 class UserTurn(ControlBody):
     text: str
     transcription_delay_ms: int = Field(0, ge=0)
     transcription_fails: bool = False
     respond: bool = False
+    wait_for_response: bool = True
 
 
 class AssistantTurn(ControlBody):
     text: str
     delta_delay_ms: int = Field(0, ge=0)
+
+
+class QueuedToolCall(ControlBody):
+    name: str
+    arguments: dict[str, Any] | str = Field(default_factory=dict)
+
+
+class Reply(ControlBody):
+    text: str | None = None
+    tool_call: QueuedToolCall | None = None
+    delta_delay_ms: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Reply:
+        if (self.text is None) == (self.tool_call is None):
+            raise ValueError("give exactly one of 'text' and 'toolCall'")
+        return self
+
+
+class AppEvent(ControlBody):
+    event: dict[str, Any]
+
+
+class Refusal(ControlBody):
+    type: str
+    times: int = Field(1, ge=1)
+    code: str | None = "refused_by_simulator"
+    message: str = Field("The simulator refused this event, as a test asked it to.", min_length=1)
+    param: str | None = None
+
+    @model_validator(mode="after")
+    def _a_client_event(self) -> Refusal:
+        if self.type not in CLIENT_EVENTS:
+            raise ValueError(f"'{self.type}' is not a client event type")
+        return self
+
+
+# Codes a close frame may carry (RFC 6455 7.4): 1004-1006 and 1015 are never sent, 1016-2999
+# are unassigned.
+_SENDABLE_CLOSE_CODES = {*range(1000, 1004), *range(1007, 1015), *range(3000, 5000)}
+
+
+class SocketFaults(ControlBody):
+    close_code: int = 1011
+    reason: str = ""
+    times: int = Field(1, ge=1)
+    abrupt: bool = False
+
+    @model_validator(mode="after")
+    def _sendable(self) -> SocketFaults:
+        if self.close_code not in _SENDABLE_CLOSE_CODES:
+            raise ValueError(f"{self.close_code} is not a close code a close frame may carry")
+        if len(self.reason.encode()) > 123:
+            raise ValueError("a close reason is at most 123 bytes of UTF-8")
+        return self
 
 
 class ToolCall(ControlBody):
@@ -128,18 +213,15 @@ def control_blueprint(state: SimulatorState) -> Blueprint:
     async def user(call_id: str) -> JSONAnswer:
         call, body = live(call_id), await read_body(UserTurn)
         with _call_errors(call_id):
-            item_id = await call.user_says(
+            turn = await call.user_speaks(
                 body.text,
                 transcription_delay=body.transcription_delay_ms / 1000,
                 transcription_fails=body.transcription_fails,
+                respond=body.respond,
             )
-            if not body.respond:
-                return {"itemId": item_id}, 200
-            response = await call.respond_to_user(item_id, body.text)
-        answer = {"itemId": item_id, "responseId": response.id}
-        if response.call_id is not None:
-            answer["callId"] = response.call_id
-        return answer, 200
+        if turn.response is not None and body.wait_for_response:
+            await turn.response.finished.wait()
+        return {"itemId": turn.item_id, **_started(turn.response)}, 200
 
     @blueprint.post("/<call_id>/assistant")
     async def assistant(call_id: str) -> JSONAnswer:
@@ -150,9 +232,47 @@ def control_blueprint(state: SimulatorState) -> Blueprint:
 
     @blueprint.post("/<call_id>/replies")
     async def replies(call_id: str) -> JSONAnswer:
-        call, body = live(call_id), await read_body(AssistantTurn)
-        queued = call.queue_reply(body.text, delta_delay=body.delta_delay_ms / 1000)
+        call, body = live(call_id), await read_body(Reply)
+        delay = body.delta_delay_ms / 1000
+        if body.tool_call is not None:
+            queued = call.queue_tool_call(
+                body.tool_call.name, body.tool_call.arguments, delta_delay=delay
+            )
+        else:
+            queued = call.queue_reply(body.text or "", delta_delay=delay)
         return {"queued": queued}, 200
+
+    @blueprint.post("/<call_id>/app")
+    async def app_event(call_id: str) -> JSONAnswer:
+        call, body = live(call_id), await read_body(AppEvent)
+        before = set(call.responses)
+        with _call_errors(call_id):
+            error = handle_app_event(call, body.event)
+        started = [r for r in call.responses.values() if r.id not in before]
+        answer = {"accepted": error is None, "error": error}
+        return {**answer, **_started(started[0] if started else None)}, 200
+
+    @blueprint.post("/<call_id>/refuse")
+    async def refuse(call_id: str) -> JSONAnswer:
+        call, body = live(call_id), await read_body(Refusal)
+        refusal = OpenAIError(400, body.message, param=body.param, code=body.code)
+        armed = call.arm_refusal(body.type, refusal, times=body.times)
+        return {"type": body.type, "times": armed}, 200
+
+    @blueprint.post("/<call_id>/socket-faults")
+    async def socket_faults(call_id: str) -> JSONAnswer:
+        call, body = live(call_id), await read_body(SocketFaults)
+        armed = call.arm_socket_faults(
+            body.close_code, reason=body.reason, abrupt=body.abrupt, times=body.times
+        )
+        return {"socketFaults": armed}, 200
+
+    @blueprint.post("/<call_id>/expire")
+    async def expire(call_id: str) -> JSONAnswer:
+        call = live(call_id)
+        await read_body(Empty)
+        closed = call.expire()
+        return {"callId": call.call_id, "ended": True, "closedSockets": closed}, 200
 
     @blueprint.post("/<call_id>/tool-call")
     async def tool_call(call_id: str) -> JSONAnswer:
@@ -234,6 +354,16 @@ async def read_body(model: type[Body]) -> Body:
             param=param,
             code="invalid_value",
         ) from None
+
+
+def _started(response: SimResponse | None) -> dict[str, str]:
+    """`responseId` (and `callId` for a function call) of a response a control started."""
+    if response is None:
+        return {}
+    answer = {"responseId": response.id}
+    if response.call_id is not None:
+        answer["callId"] = response.call_id
+    return answer
 
 
 def _ended(call_id: str) -> OpenAIError:

@@ -171,7 +171,7 @@ async def _receive_frames(
 
 
 async def _close(websocket: Any, tap: WireTap | None, close: Close) -> int:
-    """Close as *close* asks; the close code as the client will observe it.
+    """Close as *close* asks (code and reason); the close code as the client will observe it.
 
     An abrupt close keeps the close frame off the wire when the tap can (the client then sees
     its connection end with no close frame: 1006); otherwise it is a close frame with its code.
@@ -180,5 +180,5 @@ async def _close(websocket: Any, tap: WireTap | None, close: Close) -> int:
     if close.abrupt and tap is not None and tap.suppress_close_frame():
         observed = ABNORMAL_CLOSURE
     with trio.move_on_after(CLOSE_TIMEOUT_SECONDS):
-        await websocket.close(close.code)
+        await websocket.close(close.code, close.reason)
     return observed

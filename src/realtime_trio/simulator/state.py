@@ -1,11 +1,12 @@
 """What the simulator remembers: its API keys, the secrets it minted, what it was sent, the calls
-it holds, and faults a test asked it to inject (`responses` also arms failures of the Responses
-API's answers). One `SimulatorState` per simulator; tests may
-read it directly (and drive its calls: see `SimCall`)."""
+it holds (each lasting at most `max_call_seconds`), and faults a test asked it to inject
+(`responses` also arms failures of the Responses API's answers). One `SimulatorState` per
+simulator; tests may read it directly (and drive its calls: see `SimCall`)."""
 
 from __future__ import annotations
 
 import copy
+import math
 import secrets
 import time
 from collections import deque
@@ -16,7 +17,7 @@ from typing import Any
 import trio
 
 from .._fresh_tasks import start_fresh
-from .calls import SimCall
+from .calls import DEFAULT_MAX_CALL_SECONDS, SimCall
 from .responses import ArmedResponses
 from .sessions import new_id
 
@@ -80,6 +81,12 @@ class SimulatorState:
     Args:
         api_keys: the standard keys it accepts.
         clock: wall-clock seconds, injectable so tests can age secrets.
+        max_call_seconds: how long a call lasts at most: that long after it was created it
+            expires as the API ends a session (`SimCall.expire`); the API's 60 minutes by
+            default.
+
+    Raises:
+        ValueError: *max_call_seconds* is not a positive, finite number.
     """
 
     def __init__(
@@ -87,9 +94,13 @@ class SimulatorState:
         *,
         api_keys: tuple[str, ...] = (DEFAULT_API_KEY,),
         clock: Callable[[], float] = time.time,
+        max_call_seconds: float = DEFAULT_MAX_CALL_SECONDS,
     ) -> None:
+        if not (math.isfinite(max_call_seconds) and max_call_seconds > 0):
+            raise ValueError(f"max_call_seconds must be positive and finite: {max_call_seconds}")
         self.api_keys = set(api_keys)
         self.clock = clock
+        self.max_call_seconds = max_call_seconds
         self.secrets: dict[str, MintedSecret] = {}
         self.requests: deque[RecordedRequest] = deque(maxlen=RECORDED_REQUESTS_KEPT)
         self.faults: list[Fault] = []
@@ -123,7 +134,13 @@ class SimulatorState:
         """
         if self._calls_nursery is None:
             raise RuntimeError("the simulator's calls are not running (is the app serving?)")
-        call = SimCall(new_id("rtc"), copy.deepcopy(session), secret=secret, clock=self.clock)
+        call = SimCall(
+            new_id("rtc"),
+            copy.deepcopy(session),
+            secret=secret,
+            clock=self.clock,
+            max_seconds=self.max_call_seconds,
+        )
         # A fresh context: the call outlives the request that made it (see fresh_tasks).
         await start_fresh(self._calls_nursery, call.run)
         self.calls[call.call_id] = call

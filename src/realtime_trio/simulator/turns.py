@@ -2,20 +2,38 @@
 
 A user turn is the voice-activity sequence (`speech_started` .. `conversation.item.done`), with
 its transcription arriving later, from a task of the call's nursery, as the API's separate ASR
-model delivers it. A model response (`response.created` .. `response.done`) is played by a task
-of the call's nursery too, so a client can cancel it or be refused a second one meanwhile.
+model delivers it. A model response (`response.created` .. `response.done`) is announced at
+once (`response.created` .. `conversation.item.added` are queued when it starts) and played by
+a task of the call's nursery, so a client can cancel it or be refused a second one meanwhile.
 Between deltas a response waits `delta_delay` seconds (none by default: the whole response is
 then queued at once).
 
-The simulator does not start responses by itself when a user turn ends, though the default
-`server_vad` would: tests decide when the model speaks (`SimCall.assistant_says`, a client's
-`response.create`, or `SimCall.respond_to_user`, which answers as a model would: calling
-`extract_profile` when the user shares a fact about themselves).
+Voice activity starts responses as the API's does: when the session's turn detection has
+`create_response` (true unless set false), a response starts right after the user turn is
+committed, before its transcription arrives (section 8 of the protocol reference). What the
+model does in it is the next queued behaviour (`SimCall.queue_reply` / `queue_tool_call`; the
+default reply when none is queued); with `respond`, the answer a model would choose from the
+user's words (`answer_user`: calling `extract_profile` when the user shares a fact about
+themselves and the session has that tool). A client's `input_audio_buffer.commit` starts none:
+the SDK says committing "will not create a response from the model". With `interrupt_response`
+false a response still in progress makes the voice-started one fail to start, as the SDK warns
+it "may"; the simulator then starts none.
+
+Barge-in: a user turn (with `interrupt_response`, the default) cancels the response writing to
+the conversation (`turn_detected`). If it was an audio message, the API, which plays the audio
+over WebRTC, cuts what was not played yet: `output_audio_buffer.cleared`, then
+`conversation.item.truncated` at the audio played so far, and the item's transcript keeps only
+the words heard. The simulator's playback: each transcript delta stands for
+`AUDIO_MS_PER_CHARACTER` ms of audio per character, which plays during the `delta_delay` after
+the delta is sent; a delta whose pause was cut short by the barge-in was not heard. (With no
+delay, a response is played whole before anyone can interrupt it.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -46,6 +64,8 @@ DEFAULT_REPLY = "Sure, I can help with that."
 ARGUMENTS_DONE = "response.function_call_arguments.done"
 DONE = "response.done"
 PROFILE_TOOL = "extract_profile"
+# The simulated speech rate: how long the audio of one transcript character plays.
+AUDIO_MS_PER_CHARACTER = 60
 
 
 class ActiveResponse(Exception):
@@ -60,7 +80,8 @@ class ActiveResponse(Exception):
 class SimResponse:
     """One model response while it plays and after (`status` is final once `finished` is set;
     `sent_at` has when its `response.function_call_arguments.done` and `response.done` were
-    written, for benchmarks)."""
+    written, for benchmarks). `said` is the text (or arguments) sent so far, `heard` the part of
+    an audio message's transcript whose audio has played."""
 
     id: str
     kind: Literal["message", "function_call"]
@@ -76,6 +97,8 @@ class SimResponse:
     call_id: str | None = None
     status: str = "in_progress"
     cancel_reason: str | None = None
+    said: str = ""
+    heard: str = ""
     finished: trio.Event = field(default_factory=trio.Event)
     sent_at: dict[str, float] = field(default_factory=dict)
     done_sent: trio.Event = field(default_factory=trio.Event)
@@ -99,10 +122,16 @@ class SimResponse:
             self.cancel_reason = reason
             self._cancelled.set()
 
-    async def _pause(self) -> None:
+    async def _pause(self) -> bool:
+        """Wait `delta_delay` (while the last delta plays); False if cancelled meanwhile."""
         if self.delta_delay > 0:
             with trio.move_on_after(self.delta_delay):
                 await self._cancelled.wait()
+        return self.cancel_reason is None
+
+    @property
+    def is_audio_message(self) -> bool:
+        return self.kind == "message" and self.modality == "audio"
 
 
 def start_response(
@@ -114,7 +143,8 @@ def start_response(
     params: dict[str, Any] | None = None,
     delta_delay: float = 0.0,
 ) -> SimResponse:
-    """Start playing a response in the call's nursery; *params* is `response.create`'s `response`.
+    """Start a response: `response.created` .. `conversation.item.added` queued now, the rest
+    played in the call's nursery; *params* is `response.create`'s `response`.
 
     Raises:
         ActiveResponse: another response is writing to the conversation.
@@ -149,9 +179,61 @@ def start_response(
         name=name,
         call_id=new_id("call") if kind == "function_call" else None,
     )
-    call.responses[response.id] = response
     call.start_soon(_play, call, response)
+    call.responses[response.id] = response
+    if kind == "function_call":
+        first = function_call_item(
+            response.item_id,
+            call_id=str(response.call_id),
+            name=str(name),
+            arguments="",
+            status="in_progress",
+        )
+    else:
+        first = assistant_item(
+            response.item_id, modality=response.modality, text=None, status="in_progress"
+        )
+    _open(call, response, first)
     return response
+
+
+def start_queued(call: SimCall, *, params: dict[str, Any] | None = None) -> SimResponse:
+    """Start a response doing the next queued behaviour (`SimCall.replies`), taken from the
+    queue once it has started: a message, or a function call; the default reply when nothing
+    is queued.
+
+    Raises:
+        ActiveResponse: another response is writing to the conversation (and *params* is not
+            out of band).
+        CallEnded: the call is over.
+    """
+    queued = call.replies[0] if call.replies else None
+    if queued is None:
+        return start_response(call, kind="message", text=DEFAULT_REPLY, params=params)
+    if queued.call is not None:
+        response = start_response(
+            call,
+            kind="function_call",
+            text=arguments_text(queued.call.arguments),
+            name=queued.call.name,
+            params=params,
+            delta_delay=queued.delta_delay,
+        )
+    else:
+        response = start_response(
+            call,
+            kind="message",
+            text=queued.text or "",
+            params=params,
+            delta_delay=queued.delta_delay,
+        )
+    call.replies.popleft()
+    return response
+
+
+def arguments_text(arguments: dict[str, Any] | str) -> str:
+    """A function call's `arguments` as the API sends them: JSON text (a string as it is)."""
+    return arguments if isinstance(arguments, str) else json.dumps(arguments, separators=(",", ":"))
 
 
 async def _play(call: SimCall, response: SimResponse) -> None:
@@ -167,22 +249,20 @@ async def _play(call: SimCall, response: SimResponse) -> None:
 
 async def _play_message(call: SimCall, response: SimResponse) -> None:
     rid, item_id, modality = response.id, response.item_id, response.modality
-    _open(
-        call, response, assistant_item(item_id, modality=modality, text=None, status="in_progress")
-    )
     where = {"response_id": rid, "item_id": item_id, "output_index": 0, "content_index": 0}
     call.broadcast(
         server_event("response.content_part.added", **where, part=content_part(modality, ""))
     )
     kind = "response.output_audio_transcript" if modality == "audio" else "response.output_text"
-    said = ""
     for piece in chunks(response.text):
         if response.cancel_reason:
             break
-        said += piece
+        response.said += piece
         call.broadcast(server_event(f"{kind}.delta", **where, delta=piece))
         call.audio_produced = call.audio_produced or modality == "audio"
-        await response._pause()
+        if await response._pause():  # this piece's audio played to its end
+            response.heard += piece
+    said = response.said
     final = {"transcript": said} if modality == "audio" else {"text": said}
     call.broadcast(server_event(f"{kind}.done", **where, **final))
     call.broadcast(
@@ -195,20 +275,19 @@ async def _play_message(call: SimCall, response: SimResponse) -> None:
 
 
 async def _play_function_call(call: SimCall, response: SimResponse) -> None:
+    """The arguments' deltas, then `response.function_call_arguments.done` even when the
+    response was cancelled (with the arguments so far, the item `incomplete`), as the SDK says
+    of that event."""
     rid, item_id = response.id, response.item_id
     call_id, name = str(response.call_id), str(response.name)
-    first = function_call_item(
-        item_id, call_id=call_id, name=name, arguments="", status="in_progress"
-    )
-    _open(call, response, first)
     where = {"response_id": rid, "item_id": item_id, "output_index": 0, "call_id": call_id}
-    arguments = ""
     for piece in _argument_chunks(response.text):
         if response.cancel_reason:
             break
-        arguments += piece
+        response.said += piece
         call.broadcast(server_event("response.function_call_arguments.delta", **where, delta=piece))
         await response._pause()
+    arguments = response.said
     call.broadcast(
         server_event(
             "response.function_call_arguments.done", **where, name=name, arguments=arguments
@@ -303,12 +382,26 @@ def _argument_chunks(arguments: str, size: int = 16) -> list[str]:
 
 
 async def user_turn(
-    call: SimCall, text: str, *, transcription_delay: float, transcription_fails: bool
-) -> str:
-    """The user says *text*: the VAD and commit events now, the transcription later; its item id.
+    call: SimCall,
+    text: str,
+    *,
+    transcription_delay: float,
+    transcription_fails: bool,
+    respond: bool = False,
+) -> tuple[str, SimResponse | None]:
+    """The user says *text*: the VAD and commit events now, the transcription later; its item
+    id, and the response voice activity started after the commit (None if it started none).
 
     A response in progress is cancelled (`turn_detected`) first if the session's turn detection
-    interrupts responses, as the API does when the user barges in.
+    interrupts responses, as the API does when the user barges in (see the module docstring for
+    the truncation of the audio the user did not hear). The voice-started response is the next
+    queued behaviour, or with *respond* `answer_user`'s; when voice activity starts none,
+    *respond* starts `answer_user`'s once *text* is transcribed.
+
+    Raises:
+        ActiveResponse: with *respond* and no voice-started responses, a response is in
+            progress.
+        CallEnded: the call is over.
     """
     call.check_open()
     item_id = new_id("item")
@@ -319,9 +412,11 @@ async def user_turn(
         server_event("input_audio_buffer.speech_started", audio_start_ms=start_ms, item_id=item_id)
     )
     active = call.active_response
-    if active is not None and _interrupts(call.session):
+    if active is not None and _turn_detection(call.session, "interrupt_response"):
         active.cancel("turn_detected")
         await active.finished.wait()
+        if active.is_audio_message:
+            _cut_unplayed_audio(call, active)
     call.broadcast(
         server_event("input_audio_buffer.speech_stopped", audio_end_ms=end_ms, item_id=item_id)
     )
@@ -329,15 +424,64 @@ async def user_turn(
     if transcription_enabled(call.session):
         call.transcribing.add(item_id)
         call.start_soon(_transcribe, call, item_id, text, transcription_delay, transcription_fails)
-    return item_id
+    response = None
+    if _turn_detection(call.session, "create_response"):
+        if call.active_response is None:
+            response = answer_user(call, text) if respond else start_queued(call)
+    elif respond:  # as a client's response.create would, once the words are known
+        await call.wait_for_transcription(item_id)
+        response = answer_user(call, text)
+    return item_id, response
+
+
+def _cut_unplayed_audio(call: SimCall, response: SimResponse) -> None:
+    """What the API does over WebRTC when the user interrupts an audio message: the unplayed
+    audio is dropped, then the item is truncated where playback stopped.
+
+    The order (`response.done` of the cancelled response, then `output_audio_buffer.cleared`,
+    then `conversation.item.truncated`, then the user's `speech_stopped`) is the simulator's
+    choice: the SDK says the buffer is cleared when the user interrupts in VAD mode, and the
+    truncation can only name the played length once playback has stopped; the API documents no
+    order for them.
+    """
+    # UNVERIFIED order (and whether the sideband sees `output_audio_buffer.cleared` at all)
+    call.broadcast(server_event("output_audio_buffer.cleared", response_id=response.id))
+    with contextlib.suppress(UnknownItem):  # the client deleted the item meanwhile
+        truncate_audio(call, response.item_id, 0, len(response.heard) * AUDIO_MS_PER_CHARACTER)
+
+
+def audio_ms(item: dict[str, Any], content_index: int) -> int:
+    """How long the audio of an assistant item's audio part plays (`AUDIO_MS_PER_CHARACTER`)."""
+    return len(item["content"][content_index].get("transcript") or "") * AUDIO_MS_PER_CHARACTER
+
+
+def truncate_audio(call: SimCall, item_id: str, content_index: int, audio_end_ms: int) -> None:
+    """Cut an assistant audio part at *audio_end_ms* (its transcript keeps the characters
+    heard by then) and send `conversation.item.truncated`.
+
+    Raises:
+        UnknownItem: the item is not in the conversation.
+    """
+    item = call.conversation.get(item_id)
+    part = item["content"][content_index]
+    part["transcript"] = (part.get("transcript") or "")[: audio_end_ms // AUDIO_MS_PER_CHARACTER]
+    call.conversation.replace(item)
+    call.broadcast(
+        server_event(
+            "conversation.item.truncated",
+            item_id=item_id,
+            content_index=content_index,
+            audio_end_ms=audio_end_ms,
+        )
+    )
 
 
 def answer_user(call: SimCall, text: str) -> SimResponse:
     """The model's answer to the user's *text*, as a real one would give it.
 
     A call of `extract_profile` with `{}` if *text* shares a fact about the user (the
-    extractor finds one) and the session has that function tool; the next queued reply
-    otherwise (taken from the queue only once it has started).
+    extractor finds one) and the session has that function tool; the next queued behaviour
+    otherwise (`start_queued`).
 
     Raises:
         ActiveResponse: another response is writing to the conversation.
@@ -345,16 +489,7 @@ def answer_user(call: SimCall, text: str) -> SimResponse:
     """
     if extract_facts(text).any() and has_function_tool(call.session, PROFILE_TOOL):
         return start_response(call, kind="function_call", text="{}", name=PROFILE_TOOL)
-    reply = call.replies[0] if call.replies else None
-    response = start_response(
-        call,
-        kind="message",
-        text=reply.text if reply else DEFAULT_REPLY,
-        delta_delay=reply.delta_delay if reply else 0.0,
-    )
-    if reply is not None:
-        call.replies.popleft()
-    return response
+    return start_queued(call)
 
 
 def has_function_tool(session: dict[str, Any], name: str) -> bool:
@@ -380,11 +515,13 @@ def transcription_enabled(session: dict[str, Any]) -> bool:
     return bool(((session.get("audio") or {}).get("input") or {}).get("transcription"))
 
 
-def _interrupts(session: dict[str, Any]) -> bool:
+def _turn_detection(session: dict[str, Any], flag: str) -> bool:
+    """Whether the session detects turns and *flag* (`create_response`, `interrupt_response`)
+    is on: both are unless set false."""
     turn_detection = ((session.get("audio") or {}).get("input") or {}).get("turn_detection")
     if not turn_detection:
         return False
-    return turn_detection.get("interrupt_response", True) is not False
+    return turn_detection.get(flag, True) is not False
 
 
 async def _transcribe(call: SimCall, item_id: str, text: str, delay: float, fails: bool) -> None:
