@@ -29,10 +29,12 @@ __all__ = [
     "wait_until",
 ]
 
-# Sideband reconnects within milliseconds, for tests that drop calls.
+# Sideband reconnects within milliseconds, for tests that drop calls; each drop a new outage
+# however soon it follows the last (they come much faster here than on a real network).
 FAST_RECONNECTS = {
     "sideband_reconnect_backoff_seconds": 0.01,
     "sideband_reconnect_max_backoff_seconds": 0.05,
+    "sideband_stable_seconds": 0,
 }
 
 
@@ -87,6 +89,11 @@ async def live_session_with_secret(
         "sideband": {"state": "connected"},
     }
     return session["sessionId"], call_id, session["clientSecret"]
+
+
+def without_event_id(event: dict[str, Any]) -> dict[str, Any]:
+    """A client event without the `event_id` the server gives every event it sends."""
+    return {key: value for key, value in event.items() if key != "event_id"}
 
 
 def open_sockets(call: dict[str, Any]) -> list[dict[str, Any]]:

@@ -25,10 +25,12 @@ async def transcribed(client: httpx.AsyncClient, session_id: str, n: int) -> boo
 async def ada_introduces_herself(
     client: httpx.AsyncClient, sim: SimControl, call_id: str, session_id: str
 ) -> None:
+    # voice activity answers each turn with the queued reply
+    await sim.drive(call_id, "replies", text="Nice to meet you, Ada!")
+    await sim.drive(call_id, "replies", text="Got it.")
     await sim.drive(call_id, "user", text="Hi, my name is Ada Lovelace.")
-    await sim.drive(call_id, "assistant", text="Nice to meet you, Ada!")
     await sim.drive(call_id, "user", text="I earn 4500 dollars a month.")
-    await wait_until(lambda: transcribed(client, session_id, 3))
+    await wait_until(lambda: transcribed(client, session_id, 4))
 
 
 def extractions(simulator: RunningSimulator) -> list[Any]:
@@ -67,7 +69,7 @@ async def test_the_model_calls_extract_profile_and_the_call_learns_the_profile(
     assert body["text"]["format"]["strict"] is True
     assert body["input"][1]["content"] == (
         "Transcript:\nUSER: Hi, my name is Ada Lovelace.\nASSISTANT: Nice to meet you, Ada!\n"
-        "USER: I earn 4500 dollars a month."
+        "USER: I earn 4500 dollars a month.\nASSISTANT: Got it."
     )
 
 
@@ -249,7 +251,7 @@ async def test_a_failed_extraction_keeps_the_old_profile(
     extracted = await client.post("/extract-profile", json={"sessionId": session_id})
     assert extracted.status_code == 200
     await sim.drive(call_id, "user", text="Actually, my name is Grace Hopper.")
-    await wait_until(lambda: transcribed(client, session_id, 4))
+    await wait_until(lambda: transcribed(client, session_id, 6))  # and the model's reply
     arm(simulator, mode)
 
     response = await client.post("/extract-profile", json={"sessionId": session_id})

@@ -304,8 +304,8 @@ async def test_observers_may_take_only_some_arguments(
 ) -> None:
     _, call_id = await live_session(shop_client, sim, enableTranscription=True)
 
+    await sim.drive(call_id, "replies", text="Hi!")  # voice activity's answer to the user
     await sim.drive(call_id, "user", text="Hello there.", transcriptionDelayMs=100)
-    await sim.drive(call_id, "assistant", text="Hi!")
 
     await wait_until(lambda: _at_least(shop.entries, 2))
     assert sorted(shop.entries) == [("assistant", "Hi!"), ("user", "Hello there.")]
@@ -340,10 +340,12 @@ async def test_hook_rt_transcript_entry(start_server: StartServer, sim: SimContr
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         call = await open_call(client, sim, enableTranscription=True)
 
+        # voice activity answers each turn with the queued reply
+        await sim.drive(call.call_id, "replies", text="Hi! How can I help?")
+        await sim.drive(call.call_id, "replies", text="Sorry, say again?")
         await sim.drive(call.call_id, "user", text="Hello there.", transcriptionDelayMs=100)
-        await sim.drive(call.call_id, "assistant", text="Hi! How can I help?")
         await sim.drive(call.call_id, "user", text="(mumble)", transcriptionFails=True)
-        await wait_until(lambda: _at_least(observer.entries, 3))
+        await wait_until(lambda: _at_least(observer.entries, 4))
         transcript = (await session_state(client, call.session_id))["transcript"]
 
     assert sorted(observer.entries) == sorted(
@@ -351,6 +353,7 @@ async def test_hook_rt_transcript_entry(start_server: StartServer, sim: SimContr
             (call.session_id, "user", "Hello there.", "complete"),
             (call.session_id, "assistant", "Hi! How can I help?", "complete"),
             (call.session_id, "user", "", "failed"),
+            (call.session_id, "assistant", "Sorry, say again?", "complete"),
         ]
     )
     assert sorted((e["role"], e["text"], e["status"]) for e in transcript) == sorted(
@@ -510,7 +513,7 @@ async def test_a_plugin_replaces_the_profile_model_and_the_instructions(
 
 async def _transcribed(client: httpx.AsyncClient, session_id: str) -> bool:
     entries = (await session_state(client, session_id))["transcript"]
-    return bool(entries) and entries[-1]["status"] == "complete"
+    return bool(entries) and all(e["status"] == "complete" for e in entries)
 
 
 # -- discovery --------------------------------------------------------------------------

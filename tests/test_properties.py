@@ -538,8 +538,9 @@ class World:
             session_id, call_id = await live_session(
                 self.admin, self.sim, voice="cedar", enableTranscription=True
             )
+            # voice activity answers the user with the queued reply
+            await self.sim.drive(call_id, "replies", text="Nice to meet you, Ada.")
             await self.sim.drive(call_id, "user", text="My name is Ada Lovelace.")
-            await self.sim.drive(call_id, "assistant", text="Nice to meet you, Ada.")
 
             async def transcribed() -> bool:
                 view = await self.view(session_id)

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from conftest import make_settings
 from realtime_trio import Tool, ToolContext, hookimpl
 from realtime_trio._plugins import load_plugins
+from realtime_trio.simulator.turns import DEFAULT_REPLY
 from sim_client import (
     FAST_RECONNECTS,
     SimControl,
@@ -93,6 +94,7 @@ async def test_ten_drops_at_random_points_lose_no_turn_and_answer_every_call_onc
     drop_points = set(rng.sample(range(len(steps)), 10))
     url = await start_with_echo(start_server, echo, **FAST_RECONNECTS)
     said: list[str] = []
+    last = ""  # the last words spoken: the model's answer to a user's step
     calls: list[str] = []
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         session_id, call_id = await live_session(client, sim, enableTranscription=True)
@@ -110,6 +112,8 @@ async def test_ten_drops_at_random_points_lose_no_turn_and_answer_every_call_onc
             drop = index in drop_points
             text = f"Step {index}."
             if kind == "user":
+                last = f"Answer to step {index}."  # voice activity's response says it
+                await sim.drive(call_id, "replies", text=last)
                 await sim.drive(call_id, "user", text=text, transcriptionDelayMs=150)
                 said.append(text)
                 if drop:
@@ -117,6 +121,7 @@ async def test_ten_drops_at_random_points_lose_no_turn_and_answer_every_call_onc
             elif kind == "assistant":
                 await sim.drive(call_id, "assistant", text=text)
                 said.append(text)
+                last = text
                 if drop:
                     await dropped_and_back()
             else:
@@ -135,7 +140,7 @@ async def test_ten_drops_at_random_points_lose_no_turn_and_answer_every_call_onc
             view = await session_state(client, session_id)
             done = all(e["status"] == "complete" for e in view["transcript"])
             heard = [e["text"] for e in view["transcript"]]
-            return view if done and heard[-1:] == said[-1:] else None
+            return view if done and heard[-1:] == [last] else None
 
         view = await wait_until(settled)
         call = await sim.call(call_id)
@@ -179,9 +184,14 @@ async def test_a_reconnect_asks_for_the_turns_the_drop_left_unfinished(
 
         entries = await wait_until(transcribed)
         retrieves = await sim.client_events(call_id, "conversation.item.retrieve")
-    assert entries == [
-        {"itemId": item, "role": "user", "text": "Said in the dark.", "status": "complete"}
-    ]
+    assert entries[0] == {
+        "itemId": item,
+        "role": "user",
+        "text": "Said in the dark.",
+        "status": "complete",
+    }
+    # voice activity's answer, heard before the drop
+    assert [(e["role"], e["text"]) for e in entries[1:]] == [("assistant", DEFAULT_REPLY)]
     assert [e["item_id"] for e in retrieves] == [item]
 
 
@@ -271,14 +281,17 @@ async def test_a_long_call_keeps_the_latest_turns_and_counts_the_dropped(
     url = await start_server(transcript_max_entries=5)
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         session_id, call_id = await live_session(client, sim, enableTranscription=True)
-        said = [f"Sentence {n}." for n in range(8)]
-        for text in said:
-            await sim.drive(call_id, "user", text=text)
+        said = []
+        for n in range(4):  # each user turn answered by voice activity's response: 8 turns
+            said += [f"Sentence {n}.", f"Answer {n}."]
+            await sim.drive(call_id, "replies", text=said[-1])
+            await sim.drive(call_id, "user", text=said[-2])
 
         async def all_heard() -> dict[str, Any] | None:
             view = await session_state(client, session_id)
             texts = [e["text"] for e in view["transcript"]]
-            return view if texts and texts[-1] == said[-1] else None
+            complete = all(e["status"] == "complete" for e in view["transcript"])
+            return view if texts and texts[-1] == said[-1] and complete else None
 
         view = await wait_until(all_heard)
     # Over the cap of 5, a tenth of it (none, rounded down) beyond the one too many goes.

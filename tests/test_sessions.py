@@ -14,6 +14,7 @@ from conftest import make_settings
 from realtime_trio._sessions import is_session_id, new_session_id
 from realtime_trio.serve import serve
 from realtime_trio.simulator import DEFAULT_API_KEY, Fault, RunningSimulator
+from realtime_trio.simulator.turns import DEFAULT_REPLY
 from sim_client import (
     FAST_RECONNECTS,
     SimControl,
@@ -26,6 +27,7 @@ from sim_client import (
     sockets_opened,
     wait_for_sideband,
     wait_until,
+    without_event_id,
 )
 
 CLIENT_SECRETS = "/v1/realtime/client_secrets"
@@ -194,10 +196,11 @@ async def test_transcript_follows_conversation_order_when_transcriptions_land_la
 ) -> None:
     session_id, call_id = await live_session(client, sim, enableTranscription=True)
 
+    # voice activity answers each turn with the queued reply, before its transcription lands
+    await sim.drive(call_id, "replies", text="Hello Ada! How can I help?")
+    await sim.drive(call_id, "replies", text="I can remember things about you.")
     first = await sim.drive(call_id, "user", text="Hi, I'm Ada Lovelace.", transcriptionDelayMs=300)
-    await sim.drive(call_id, "assistant", text="Hello Ada! How can I help?")
     second = await sim.drive(call_id, "user", text="What can you do?", transcriptionDelayMs=200)
-    await sim.drive(call_id, "assistant", text="I can remember things about you.")
 
     async def settled() -> list[dict[str, Any]] | None:
         entries = (await session_state(client, session_id))["transcript"]
@@ -223,8 +226,8 @@ async def test_a_failed_transcription_is_a_marked_empty_turn(
 ) -> None:
     session_id, call_id = await live_session(client, sim, enableTranscription=True)
 
+    await sim.drive(call_id, "replies", text="Sorry, could you repeat?")
     await sim.drive(call_id, "user", text="(mumble)", transcriptionFails=True)
-    await sim.drive(call_id, "assistant", text="Sorry, could you repeat?")
 
     async def both() -> list[dict[str, Any]] | None:
         entries = (await session_state(client, session_id))["transcript"]
@@ -318,8 +321,8 @@ async def test_renew_keeps_the_transcript_and_hands_back_its_history(
     session_id, call_id, first_secret = await live_session_with_secret(
         client, sim, voice="cedar", enableTranscription=True
     )
+    await sim.drive(call_id, "replies", text="Nice to meet you, Ada.")
     await sim.drive(call_id, "user", text="My name is Ada.")
-    await sim.drive(call_id, "assistant", text="Nice to meet you, Ada.")
     await wait_until(lambda: _transcript_length(client, session_id, 2))
     before = await session_state(client, session_id)
 
@@ -427,20 +430,26 @@ async def test_an_abrupt_drop_reconnects_and_the_transcript_continues(
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         session_id, call_id = await live_session(client, sim, enableTranscription=True)
         await sim.drive(call_id, "user", text="Before the drop.")
-        await wait_until(lambda: _transcript_length(client, session_id, 1))
+        await wait_until(lambda: _transcript_length(client, session_id, 2))  # and the reply
 
         await sim.drive(call_id, "drop")
         call = await wait_until(lambda: sockets_opened(sim, call_id, 2))
         await wait_for_sideband(client, session_id, "connected")
         await sim.drive(call_id, "user", text="After the drop.")
-        await wait_until(lambda: _transcript_length(client, session_id, 2))
+        await wait_until(lambda: _transcript_length(client, session_id, 4))
 
         view = await session_state(client, session_id)
-    assert [e["text"] for e in view["transcript"]] == ["Before the drop.", "After the drop."]
+    assert [e["text"] for e in view["transcript"]] == [
+        "Before the drop.",
+        DEFAULT_REPLY,  # voice activity's answer, nothing being queued
+        "After the drop.",
+        DEFAULT_REPLY,
+    ]
     assert len(open_sockets(call)) == 1
     updates = await sim.client_events(call_id, "session.update")
     assert len(updates) == 2
-    assert updates[0] == updates[1]  # tools and instructions re-sent, not lost
+    # Tools and instructions re-sent, not lost.
+    assert without_event_id(updates[0]) == without_event_id(updates[1])
 
 
 async def test_a_normal_close_from_upstream_ends_in_closed_without_retry(

@@ -45,6 +45,7 @@ from sim_client import (
     sockets_opened,
     wait_for_sideband,
     wait_until,
+    without_event_id,
 )
 
 TRANSPORTS = ["websockets", "trio-websocket"]
@@ -109,8 +110,8 @@ async def test_attach_sends_one_session_update(app: httpx.AsyncClient, sim: SimC
 async def test_the_transcript_is_captured(app: httpx.AsyncClient, sim: SimControl) -> None:
     session_id, call_id = await live_session(app, sim, enableTranscription=True)
 
+    await sim.drive(call_id, "replies", text="Hello Grace, what can I do?")
     await sim.drive(call_id, "user", text="I'm Grace.", transcriptionDelayMs=100)
-    await sim.drive(call_id, "assistant", text="Hello Grace, what can I do?")
 
     entries = await wait_until(lambda: complete_entries(app, session_id, 2))
     assert [(e["role"], e["text"]) for e in entries] == [
@@ -160,12 +161,14 @@ async def test_a_drop_reconnects_and_resends_the_session_update(
     await sim.drive(call_id, "drop")
     await wait_until(lambda: sockets_opened(sim, call_id, 2))
     await wait_for_sideband(app, session_id, "connected")
+    await sim.drive(call_id, "replies", text="Yes.")
     await sim.drive(call_id, "user", text="Still there?")
 
-    entries = await wait_until(lambda: complete_entries(app, session_id, 1))
-    assert [e["text"] for e in entries] == ["Still there?"]
+    entries = await wait_until(lambda: complete_entries(app, session_id, 2))
+    assert [e["text"] for e in entries] == ["Still there?", "Yes."]
     first, second = await sim.client_events(call_id, "session.update")
-    assert first == second
+    assert without_event_id(first) == without_event_id(second)
+    assert first["event_id"] != second["event_id"]
 
 
 async def test_a_normal_close_from_upstream_ends_in_closed(
@@ -346,13 +349,16 @@ async def receive(socket: SidebandSocket, n: int) -> list[str]:
     return messages
 
 
-def connect(url: str, transport: str, *, max_message_size: int = 1 << 20) -> Any:
+def connect(
+    url: str, transport: str, *, max_message_size: int = 1 << 20, **deadlines: float
+) -> Any:
     return open_sideband_socket(
         url,
         token=TOKEN,
         max_message_size=max_message_size,
         connect_timeout=5,
         transport=transport,  # type: ignore[arg-type]
+        **deadlines,
     )
 
 
@@ -513,3 +519,63 @@ async def test_sends_go_out_in_order_from_concurrent_tasks(upstream: Any, transp
 async def _send_numbered(socket: SidebandSocket, task: int) -> None:
     for n in range(50):
         await socket.send({"type": "conversation.item.create", "task": task, "n": n})
+
+
+# -- liveness ---------------------------------------------------------------------------------
+
+
+async def test_a_quiet_socket_is_pinged_and_kept_while_it_answers(
+    upstream: Any, transport: str
+) -> None:
+    async def script(peer: Upstream) -> None:
+        await peer.handshake()
+        await peer.receive_until(Opcode.PING)
+        await peer.flush()  # the protocol's pong
+        await peer.send_raw(server_frame(Opcode.TEXT, b'{"after":"pong"}'))
+        await peer.receive_until(Opcode.CLOSE)
+
+    async with connect(
+        await upstream(script), transport, ping_interval=0.2, ping_timeout=5
+    ) as socket:
+        assert await receive(socket, 1) == ['{"after":"pong"}']
+
+
+async def test_a_ping_left_unanswered_drops_the_socket(upstream: Any, transport: str) -> None:
+    async def script(peer: Upstream) -> None:
+        await peer.handshake()
+        await trio.sleep_forever()  # reads nothing, answers nothing: a half-open connection
+
+    with pytest.raises(SidebandClosed) as raised:  # noqa: PT012 - the block is the wait
+        async with connect(
+            await upstream(script), transport, ping_interval=0.2, ping_timeout=0.2
+        ) as socket:
+            with trio.fail_after(5):
+                await socket.receive_many()
+
+    assert raised.value.code == 1006
+    assert raised.value.reason == "no answer to a ping within 0.2s"
+
+
+async def test_a_send_the_peer_does_not_read_fails_within_its_deadline(
+    upstream: Any, transport: str
+) -> None:
+    async def script(peer: Upstream) -> None:
+        await peer.handshake()
+        await trio.sleep_forever()  # stops reading: the socket's buffers fill up
+
+    note = {
+        "type": "conversation.item.create",
+        "item": {
+            "type": "message",
+            "role": "system",
+            "content": [{"type": "input_text", "text": "x" * 65536}],
+        },
+    }
+    with pytest.raises(SidebandClosed) as raised:  # noqa: PT012 - the block is the sending
+        async with connect(await upstream(script), transport, send_timeout=0.3) as socket:
+            with trio.fail_after(30):
+                while True:
+                    await socket.send(note)
+
+    assert raised.value.code == 1006
+    assert raised.value.reason == "a send did not finish within 0.3s"

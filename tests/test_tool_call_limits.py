@@ -178,6 +178,15 @@ def one_response_calling_slow(times: int) -> tuple[list[dict[str, Any]], dict[st
                 "arguments": item["arguments"],
             }
         )
+        events.append(
+            {
+                "type": "response.output_item.done",
+                "event_id": f"event_item_{n}",
+                "response_id": response_id,
+                "output_index": n,
+                "item": item,
+            }
+        )
     done = {
         "type": "response.done",
         "event_id": "event_done",

@@ -98,7 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     call.add_argument("--secret", help="the client secret to use (default: the last one)")
     say = commands.add_parser("say", help="the user says TEXT")
     say.add_argument("text")
-    say.add_argument("--respond", action="store_true", help="let the model answer")
+    say.add_argument(
+        "--respond",
+        action="store_true",
+        help="the model chooses its answer from the words (extract_profile when a fact is "
+        "shared); otherwise it answers with what is queued, or its default reply",
+    )
     model = commands.add_parser("model-says", help="the assistant says TEXT")
     model.add_argument("text")
     tool = commands.add_parser("tool", help="the model calls tool NAME with JSON arguments")

@@ -164,6 +164,33 @@ class Settings(BaseSettings):
     sideband_max_message_bytes: int = Field(
         default=16 * 1024 * 1024, gt=0, description="Largest sideband frame accepted."
     )
+    sideband_stable_seconds: float = Field(
+        default=5,
+        ge=0,
+        description="How long a sideband connection must live before its drop starts a new "
+        "outage; a shorter one counts as a failed reconnect attempt.",
+    )
+    sideband_ping_interval_seconds: float = Field(
+        default=20,
+        gt=0,
+        description="A sideband quiet this long is pinged, to find a connection that silently "
+        "went away.",
+    )
+    sideband_ping_timeout_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="A ping unanswered this long is a dropped sideband (it reconnects).",
+    )
+    sideband_send_timeout_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="Deadline for one send on the sideband; past it the connection is dropped.",
+    )
+    hangup_on_session_end: bool = Field(
+        default=True,
+        description="Ending a session (DELETE, /session/close, idle TTL) also hangs up its call "
+        "upstream (/realtime/calls/{call_id}/hangup); server shutdown never does.",
+    )
     sideband_transport: SidebandTransport = Field(
         default="websockets",
         description="Sideband WebSocket client: websockets (fast) or trio-websocket (previous).",

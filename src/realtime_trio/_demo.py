@@ -5,6 +5,11 @@ conversation (`demo_script.json`, or `--script FILE`) is then played over HTTP o
 part against the server and the simulator's WebRTC endpoint, the user's and the model's part
 through the simulator's `/_sim` control API. `tools/client.py` reuses `AppClient` and
 `ScriptRunner` against servers that are already running.
+
+The simulated model answers every user turn by itself, as voice activity makes the real one do.
+So before the user speaks, the runner queues what the script says the model does next (a tool
+call, then the reply after its output; or a reply), and the response voice activity starts
+plays it; the tool step then checks what the server answered to that call.
 """
 
 from __future__ import annotations
@@ -201,6 +206,10 @@ class AppClient:
         url = f"{self.simulator}/_sim/calls/{self.call_id}/{action}"
         return await self._json(await self.http.post(url, json=body, timeout=30))
 
+    async def queue(self, **behaviour: Any) -> None:
+        """What the model does in the next response nobody scripted (`text=` or `toolCall=`)."""
+        await self.drive("replies", **behaviour)
+
     async def sim(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         response = await self.http.post(f"{self.simulator}/_sim/{path.strip('/')}", json=body)
         if response.status_code >= 300:
@@ -221,6 +230,9 @@ class ScriptRunner:
     tool_outputs: list[dict[str, Any]] = field(default_factory=list)
     final: dict[str, Any] | None = None
     closed_status: int | None = None
+    # The function call voice activity made after the last user turn: (call id, index in the
+    # call's client events from which the server's answer is looked for).
+    _called: tuple[str, int] | None = None
 
     async def connect(self, **session: Any) -> None:
         """What the app does on start: a session, a WebRTC call, and the call reported."""
@@ -242,16 +254,22 @@ class ScriptRunner:
                 raise DemoFailed(f"demo failed at step 0 (connect): {exc}") from None
         replied = False
         for number, step in enumerate(steps, start=1):
-            following = steps[number] if number < len(steps) else {}
+            ahead = steps[number : number + 2]
             try:
                 with trio.fail_after(WAIT_SECONDS * 2):
                     if replied and "assistant" in step:
-                        # Already queued as the answer to the tool's response.create.
+                        # Already queued: voice activity's reply, or the answer to the
+                        # response.create after a tool's output.
                         await self._said("assistant", step["assistant"])
+                        replied = False
+                    elif "user" in step and not step.get("respond"):
+                        replied = await self._queue_answer(ahead)
+                        await self.step(step)
                     else:
+                        following = ahead[0] if ahead else {}
                         reply = following.get("assistant") if "tool" in step else None
                         await self.step(step, reply=reply)
-                    replied = "tool" in step and "assistant" in following
+                        replied = replied or reply is not None
             except trio.TooSlowError:
                 reason = "timed out"
             except (DemoFailed, httpx.HTTPError) as exc:
@@ -259,6 +277,23 @@ class ScriptRunner:
             else:
                 continue
             raise DemoFailed(f"demo failed at step {number} ({describe_step(step)}): {reason}")
+
+    async def _queue_answer(self, ahead: list[dict[str, Any]]) -> bool:
+        """Queue what the model does when the user has spoken, per the steps *ahead*: a tool
+        call (and the reply after its output), or a reply; whether a reply was queued."""
+        following = ahead[0] if ahead else {}
+        if "tool" in following:
+            call = {"name": following["tool"], "arguments": following.get("arguments", {})}
+            await self.app.queue(toolCall=call)
+            after = ahead[1] if len(ahead) > 1 else {}
+            if "assistant" in after:
+                await self.app.queue(text=after["assistant"])
+                return True
+            return False
+        if "assistant" in following:
+            await self.app.queue(text=following["assistant"])
+            return True
+        return False
 
     async def step(self, step: dict[str, Any], *, reply: str | None = None) -> None:
         """Play one step; *reply* is what the model says after a tool's output, if anything."""
@@ -287,7 +322,10 @@ class ScriptRunner:
             body = {"text": text, "respond": bool(step.get("respond", False))}
             if "transcriptionDelayMs" in step:
                 body["transcriptionDelayMs"] = int(step["transcriptionDelayMs"])
-            await self.app.drive("user", **body)
+            before = len((await self.app.sim_call())["clientEvents"])
+            answer = await self.app.drive("user", **body)
+            if "callId" in answer:  # voice activity's response called a function
+                self._called = (answer["callId"], before)
         else:
             await self.app.drive("assistant", text=text)
         await self._said(role, text)
@@ -310,11 +348,16 @@ class ScriptRunner:
 
     async def _tool(self, step: dict[str, Any], reply: str | None = None) -> None:
         name, arguments = step["tool"], step.get("arguments", {})
-        if reply is not None:
-            await self.app.drive("replies", text=reply)
-        before = len((await self.app.sim_call())["clientEvents"])
-        result = await self.app.drive("tool-call", name=name, arguments=arguments)
-        raw = result.get("output")
+        called, self._called = self._called, None
+        if called is not None:  # made when the user spoke (queued by `_queue_answer`)
+            call_id, before = called
+            raw = await self._output_of(call_id, before)
+        else:
+            if reply is not None:
+                await self.app.queue(text=reply)
+            before = len((await self.app.sim_call())["clientEvents"])
+            result = await self.app.drive("tool-call", name=name, arguments=arguments)
+            raw = result.get("output")
         try:
             output = json.loads(raw) if isinstance(raw, str) else raw
         except json.JSONDecodeError:
@@ -335,6 +378,27 @@ class ScriptRunner:
             raise DemoFailed("the server never answered the tool call")
         if (reason := _missing(expected, output, "output.")) is not None:
             raise DemoFailed(reason)
+
+    async def _output_of(self, call_id: str, after: int) -> str | None:
+        """The `function_call_output` the server sent for *call_id* (looked for from index
+        *after* of the call's client events), once the `response.create` after it came too
+        (or `WAIT_SECONDS` passed); None if no output came in that time."""
+        output: str | None = None
+        with trio.move_on_after(WAIT_SECONDS):
+            while True:
+                events = [e["event"] for e in (await self.app.sim_call())["clientEvents"][after:]]
+                for index, event in enumerate(events):
+                    item = event.get("item") or {}
+                    if (
+                        event.get("type") == "conversation.item.create"
+                        and item.get("type") == "function_call_output"
+                        and item.get("call_id") == call_id
+                    ):
+                        output = item.get("output")
+                        if any(e.get("type") == "response.create" for e in events[index:]):
+                            return output
+                await trio.sleep(0.02)  # the simulator's state is only seen over HTTP
+        return output
 
     async def _client(self, step: dict[str, Any]) -> None:
         action = step["client"]

@@ -8,19 +8,21 @@ sideband with a normal close frame, then cancels the nursery; so does an idle TT
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import trio
 
 from ._config import Settings
-from ._errors import UnknownSession
+from ._errors import RealtimeTrioError, UnknownSession
 from ._extraction import ExtractionScope, Failed, NoTranscript, Outcome, extract_profile
 from ._fresh_tasks import start_fresh
 from ._instructions import with_history
 from ._plugins import PluginRegistry
 from ._profile import merge_profiles
+from ._recent_ids import RecentIds
 from ._session_config import realtime_session_config
-from ._sideband import Sideband, SidebandState
+from ._sideband import ENDED, Sideband
 from ._store import SessionRecord, SessionStore
 from ._tools import TOOL_CALL_EVENT_TYPES, FunctionCall, ToolAnswer, ToolCallRouter
 from ._tools._dispatcher import ToolDispatcher
@@ -30,16 +32,21 @@ from ._upstream import OpenAIClient
 logger = logging.getLogger("realtime_trio.sessions")
 
 # How long ending a session waits for its tasks to finish once cancelled (a tool that shields
-# itself from cancellation can hold them); the caller is not held longer than this.
+# itself from cancellation can hold them); the caller is not held longer than the whole bound.
 END_WAIT_SECONDS = 5.0
 GRACEFUL_CLOSE_SECONDS = 3.0
-# The longest `LiveSession.end` takes: the graceful close, then the wait for its tasks.
-ENDING_BOUND_SECONDS = GRACEFUL_CLOSE_SECONDS + END_WAIT_SECONDS + 1.0
+HANGUP_SECONDS = 5.0
+# The longest `LiveSession.end` makes its caller wait: the graceful close, the hang-up, then
+# the wait for its tasks.
+ENDING_BOUND_SECONDS = GRACEFUL_CLOSE_SECONDS + HANGUP_SECONDS + END_WAIT_SECONDS + 1.0
 # How long an extraction waits for user transcriptions still in flight, so that the sentence
 # that made the model call `extract_profile` is part of what gets extracted.
 TRANSCRIPTION_WAIT_SECONDS = 3.0
 # Pending turns asked for again after a reconnect (the latest ones).
 RESYNC_MAX_ITEMS = 20
+# Unknown items asked for: remembered (each is asked once), and asked at once.
+ITEMS_ASKED_REMEMBERED = 256
+MAX_RETRIEVING = 16
 
 
 class LiveSession:
@@ -80,6 +87,11 @@ class LiveSession:
         self._router: ToolCallRouter | None = None
         self._attach_lock = trio.Lock()
         self._last_active = trio.current_time()
+        self._asked = RecentIds(ITEMS_ASKED_REMEMBERED)  # items retrieved, each asked once
+        self._retrieving = 0
+        self._end_requested = trio.Event()
+        self._hang_up_at_end = False
+        self._cancelling = trio.Event()  # its tasks are being cancelled: the end is near
 
     # -- what the session says upstream -------------------------------------------------
 
@@ -125,6 +137,8 @@ class LiveSession:
         return {"type": "session.update", "session": session}
 
     def resync_events(self) -> list[dict[str, Any]]:
+        if self._router is not None:
+            self._router.forget_responses()
         return [
             {"type": "conversation.item.retrieve", "item_id": item_id}
             for item_id in self.record.transcript.pending_item_ids(RESYNC_MAX_ITEMS)
@@ -141,22 +155,53 @@ class LiveSession:
         only when a turn became final, not on every delta.
         """
         kind = event["type"]
-        if kind in TRANSCRIPT_EVENT_TYPES:
-            transcript = self.record.transcript
-            if transcript.apply(event) and (
-                transcript.has_finalized or kind == "conversation.item.deleted"
-            ):
-                self._transcript_changed.set()
-                self._transcript_changed = trio.Event()
-                if self._plugins.observes_transcript:
-                    for entry in transcript.take_finalized():
-                        self._plugins.transcript_entry(self.session_id, entry)
-                else:
-                    transcript.forget_finalized()
-        elif kind in TOOL_CALL_EVENT_TYPES and self._router is not None:
+        router = self._router
+        if kind in TRANSCRIPT_EVENT_TYPES and not (
+            router is not None and router.out_of_band(event.get("response_id"))
+        ):
+            self._follow_conversation(kind, event)
+        if kind in TOOL_CALL_EVENT_TYPES and router is not None:
             # Events only come from the sideband of the call the record names: attaching
             # another call waits for the previous sideband to finish first.
-            self._router.on_event(event, realtime_call=self.record.call_id)
+            router.on_event(event, realtime_call=self.record.call_id)
+
+    def _follow_conversation(self, kind: str, event: dict[str, Any]) -> None:
+        """The transcript takes the event; an item it names as the previous one but never saw
+        (made while the sideband was away, or before it attached) is asked for."""
+        transcript = self.record.transcript
+        previous = event.get("previous_item_id")
+        if isinstance(previous, str) and not transcript.knows(previous):
+            self._retrieve(previous)
+        if transcript.apply(event) and (
+            transcript.has_finalized or kind == "conversation.item.deleted"
+        ):
+            self._transcript_changed.set()
+            self._transcript_changed = trio.Event()
+            if self._plugins.observes_transcript:
+                for entry in transcript.take_finalized():
+                    self._plugins.transcript_entry(self.session_id, entry)
+            else:
+                transcript.forget_finalized()
+
+    def _retrieve(self, item_id: str) -> None:
+        """Ask upstream for *item_id*, once (`conversation.item.retrieve`): a user or assistant
+        turn then takes its place in the transcript, and a function call with no output yet is
+        answered. The API replays nothing a sideband missed, so this is how it is found."""
+        if item_id in self._asked or self._nursery is None or self._retrieving >= MAX_RETRIEVING:
+            return
+        self._asked.add(item_id)
+        self._retrieving += 1
+        self._nursery.start_soon(self._send_retrieve, item_id)
+
+    async def _send_retrieve(self, item_id: str) -> None:
+        try:
+            sideband = self.sideband
+            if sideband is not None:
+                await sideband.send_if_connected(
+                    {"type": "conversation.item.retrieve", "item_id": item_id}
+                )
+        finally:
+            self._retrieving -= 1
 
     # -- tools and extraction ---------------------------------------------------------------
 
@@ -251,7 +296,12 @@ class LiveSession:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Hold the session's nursery open until the session is ended or has been idle for
-        `SESSION_IDLE_TTL_SECONDS`."""
+        `SESSION_IDLE_TTL_SECONDS`; then close its sideband, hang up its call if asked, and
+        cancel what is left.
+
+        The session ends itself once asked (`end`), so a caller that gives up meanwhile (a
+        client that hangs up during `DELETE /session/{id}`) cannot leave it half-ended.
+        """
         try:
             with self._scope:
                 async with trio.open_nursery() as nursery:
@@ -266,43 +316,49 @@ class LiveSession:
                         max_pending=self._settings.session_max_pending_tool_calls,
                     )
                     task_status.started()
-                    await self._until_idle()
-                    logger.info(
-                        "session %s: idle for %gs, ending it",
-                        self.session_id,
-                        self._settings.session_idle_ttl_seconds,
-                    )
+                    hang_up = await self._until_ended()
                     await self._close_sideband()
+                    if hang_up:
+                        await self._hang_up()
+                    self._cancelling.set()
                     nursery.cancel_scope.cancel()
         finally:
             self.finished.set()
 
-    async def _until_idle(self) -> None:
+    async def _until_ended(self) -> bool:
+        """Wait for `end` or the idle TTL; whether the call is to be hung up."""
         ttl = self._settings.session_idle_ttl_seconds
-        if not ttl:
-            await trio.sleep_forever()
-        # Activity only moves the deadline: one wake-up per TTL at most, not a poll.
-        while (deadline := self._last_active + ttl) > trio.current_time():  # noqa: ASYNC110
-            await trio.sleep_until(deadline)
+        while True:
+            # Activity only moves the deadline: one wake-up per TTL at most, not a poll.
+            deadline = self._last_active + ttl if ttl else math.inf
+            with trio.move_on_at(deadline):
+                await self._end_requested.wait()
+                return self._hang_up_at_end
+            if self._last_active + ttl <= trio.current_time():
+                logger.info("session %s: idle for %gs, ending it", self.session_id, ttl)
+                return self._settings.hangup_on_session_end
 
-    async def end(self) -> None:
-        """End the session: close its sideband gracefully, then cancel its scope and tasks.
+    async def end(self, *, hang_up: bool = False) -> None:
+        """End the session: close its sideband gracefully, hang up its call if *hang_up*, then
+        cancel its tasks; return once it has ended.
 
-        The scope is cancelled whatever happens to the caller meanwhile (a client that hangs
-        up during `DELETE /session/{id}`), and the wait for its tasks is bounded
-        (`END_WAIT_SECONDS`): a tool that shields itself from cancellation cannot hold the
-        caller, only delay the session's own end.
+        The session does this itself, so it ends even if the caller is cancelled meanwhile, and
+        the wait is bounded (`ENDING_BOUND_SECONDS`): a tool that shields itself from
+        cancellation cannot hold the caller, only delay the session's own end.
         """
-        try:
-            await self._close_sideband()
-        finally:
-            self._scope.cancel()
+        if not self._end_requested.is_set():
+            self._hang_up_at_end = hang_up
+            self._end_requested.set()
+        if self._nursery is None:
+            self._scope.cancel()  # not running yet: nothing to close gracefully
+        with trio.move_on_after(GRACEFUL_CLOSE_SECONDS + HANGUP_SECONDS + 1):
+            await self._cancelling.wait()
         with trio.move_on_after(END_WAIT_SECONDS) as waited:
             await self.finished.wait()
         if waited.cancelled_caught:
             logger.warning(
-                "session %s: its tasks did not finish within %gs of ending it (a tool ignores "
-                "cancellation?); it ends when they do",
+                "session %s: its tasks did not finish within %gs of being cancelled (a tool "
+                "ignores cancellation?); it ends when they do",
                 self.session_id,
                 END_WAIT_SECONDS,
             )
@@ -310,11 +366,35 @@ class LiveSession:
     @property
     def ending(self) -> bool:
         """Whether the session was ended (its tasks may still be finishing)."""
-        return self._scope.cancel_called
+        return self._end_requested.is_set() or self._scope.cancel_called
 
     def cancel(self) -> None:
         """End the session without waiting or a graceful close (it may not have started)."""
         self._scope.cancel()
+
+    async def _hang_up(self) -> None:
+        """End the session's call upstream, so it stops running on the owner's key with nobody
+        answering its tools; a call already gone is fine, and a failure is only logged."""
+        call_id = self.record.call_id
+        if not call_id:
+            return
+        with trio.move_on_after(HANGUP_SECONDS) as waited:
+            try:
+                await self._upstream.hang_up(call_id)
+            except RealtimeTrioError as exc:
+                logger.warning(
+                    "session %s: could not hang up call %s: %s",
+                    self.session_id,
+                    call_id,
+                    exc.message,
+                )
+        if waited.cancelled_caught:
+            logger.warning(
+                "session %s: hanging up call %s took over %gs; left to upstream",
+                self.session_id,
+                call_id,
+                HANGUP_SECONDS,
+            )
 
     async def _close_sideband(self) -> None:
         sideband = self.sideband
@@ -330,11 +410,7 @@ class LiveSession:
         """
         async with self._attach_lock:
             current = self.sideband
-            if (
-                current is not None
-                and current.call_id == call_id
-                and current.state not in (SidebandState.CLOSED, SidebandState.FAILED)
-            ):
+            if current is not None and current.call_id == call_id and current.state not in ENDED:
                 return current
             if current is not None:
                 current.stop()

@@ -127,7 +127,7 @@ class SessionManager:
         Nothing is stored unless minting succeeds.
         """
         if previous_session_id:
-            await self.end(previous_session_id)
+            await self.end(previous_session_id, keep_call=call_id)
         settings = self._settings
         if len(self._live) + self._creating >= settings.max_sessions:
             raise SessionLimitReached(
@@ -218,16 +218,24 @@ class SessionManager:
         logger.info("session %s renewed (secret %s)", session_id, secret.prefix)
         return session, secret, instructions
 
-    async def end(self, session_id: str) -> bool:
-        """End a session and wait until its sideband is closed; False for an unknown id."""
+    async def end(self, session_id: str, *, keep_call: str | None = None) -> bool:
+        """End a session and wait until its sideband is closed; False for an unknown id.
+
+        Its call is hung up too (`HANGUP_ON_SESSION_END`), unless it is *keep_call* (the call a
+        new session takes over).
+        """
         session = self._find(session_id)
         if session is None:
             return False
-        await session.end()
+        hang_up = self._settings.hangup_on_session_end and session.record.call_id != keep_call
+        await session.end(hang_up=hang_up)
         return True
 
     async def end_all(self) -> None:
-        """End every session at once (server shutdown), each sideband with a close frame."""
+        """End every session at once (server shutdown), each sideband with a close frame.
+
+        Their calls are not hung up: a replica stopping is not the user leaving.
+        """
         async with trio.open_nursery() as nursery:
             for session in list(self._live.values()):
                 nursery.start_soon(session.end)

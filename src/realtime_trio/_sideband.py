@@ -3,8 +3,14 @@
 `Sideband.run` connects, sends the session's `session.update` (on every connect and reconnect,
 so a reconnect never loses tools, instructions or what is known of the user), then hands every
 event its host wants to its host. An unexpected drop reconnects with exponential backoff and
-jitter; a normal close from upstream (the call ended) or a refused handshake ends it. Stopping it
-(cancelling its task) closes the socket with a normal close frame.
+jitter; a normal close from upstream (the call ended), a refused handshake or the session's
+60-minute expiry (`session_expired`, then 1001) ends it. A connection that closes abnormally
+within `SIDEBAND_STABLE_SECONDS` of opening counts as a failed attempt, so a socket accepted and
+dropped again and again cannot make reconnects endless. Stopping it (cancelling its task)
+closes the socket with a normal close frame.
+
+Every client event it sends carries an `event_id`; an `error` naming one is logged with that
+event's type and becomes `lastError` (a refused `session.update` is sent again, once).
 
 Receiving is the hot path (hundreds of thousands of events a second on one core): each batch a
 read brought is handled without awaiting in between, and an event is parsed only when its type,
@@ -14,9 +20,11 @@ peeked from the frame's first bytes, is one the host wants.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import random
-from collections.abc import Sequence
+import secrets
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -25,6 +33,7 @@ import trio
 
 from ._config import Settings
 from ._transport import (
+    GOING_AWAY,
     NORMAL_CLOSURE,
     SidebandClosed,
     SidebandRejected,
@@ -74,6 +83,9 @@ _COUNT_ONLY, _HAND_OVER = 0, 1
 
 _AUTH_FAILURES = {401, 403}
 _CALL_NOT_FOUND = 404
+SESSION_EXPIRED = "session_expired"
+# Client events remembered by id, so that an `error` naming one can say what was refused.
+SENT_EVENTS_REMEMBERED = 256
 
 
 @functools.cache
@@ -94,6 +106,11 @@ class SidebandState(StrEnum):
     RECONNECTING = "reconnecting"
     CLOSED = "closed"
     FAILED = "failed"
+    EXPIRED = "expired"  # the session hit the API's maximum duration: never reconnected
+
+
+# The states of a sideband that has ended for good.
+ENDED = frozenset({SidebandState.CLOSED, SidebandState.FAILED, SidebandState.EXPIRED})
 
 
 class SidebandHost(Protocol):
@@ -154,6 +171,12 @@ class Sideband:
         # path; every other known type is only counted.
         self._wanted = host.wanted_event_types
         self._routes = _routes(self._wanted)
+        self._event_prefix = f"rt_{secrets.token_hex(4)}_"  # unique across reconnects too
+        self._event_numbers = itertools.count(1)
+        self._sent_types: dict[str, str] = {}  # event_id -> type, the latest only
+        self._expiry: str | None = None  # upstream's own words when the session expired
+        self._resend_update = False  # a refused session.update, to send again on this socket
+        self._update_resent = False
 
     def describe(self) -> dict[str, Any]:
         answer: dict[str, Any] = {"state": self.state.value}
@@ -186,7 +209,7 @@ class Sideband:
                 await self._supervise()
         finally:
             self._socket = None
-            if self.state != SidebandState.FAILED:
+            if self.state not in (SidebandState.FAILED, SidebandState.EXPIRED):
                 self.state = SidebandState.CLOSED
             self._connected.set()  # wake senders: nothing more will be sent
             self.settled.set()
@@ -198,7 +221,7 @@ class Sideband:
         if socket is None:
             return False
         try:
-            await socket.send(event)
+            await socket.send(*self._stamped((event,)))
         except SidebandClosed:
             return False
         return True
@@ -206,12 +229,13 @@ class Sideband:
     async def send(self, *events: dict[str, Any], wait_seconds: float = 10.0) -> bool:
         """Send client events in order (one write where the transport can), waiting (bounded)
         through a reconnect; False if it could not."""
+        stamped = self._stamped(events)
         with trio.move_on_after(wait_seconds):
-            while self.state not in (SidebandState.CLOSED, SidebandState.FAILED):
+            while self.state not in ENDED:
                 socket, dropped = self._socket, self._dropped
                 if socket is not None:
                     try:
-                        await socket.send(*events)
+                        await socket.send(*stamped)
                         return True
                     except SidebandClosed:
                         await dropped.wait()  # the receive loop notices, then reconnects
@@ -225,12 +249,22 @@ class Sideband:
         ever_connected = False
         while not self._stopping:
             self.state = SidebandState.RECONNECTING if ever_connected else SidebandState.CONNECTING
-            connected, error = await self._connect_and_serve(resync=ever_connected)
+            connected, lived, error = await self._connect_and_serve(resync=ever_connected)
             if error is None:
                 return  # stopped on request
             ever_connected = ever_connected or connected
-            if connected:
-                failures = 0
+            if connected and lived >= self._settings.sideband_stable_seconds:
+                failures = 0  # it was up for a while: this drop starts a new outage
+            if isinstance(error, SidebandClosed) and (expiry := self._expired(error)):
+                self.state = SidebandState.EXPIRED
+                self.last_error = expiry
+                logger.info(
+                    "sideband %s: call %s expired upstream: %s",
+                    self._host.session_id,
+                    self.call_id,
+                    expiry,
+                )
+                return
             if isinstance(error, SidebandClosed) and error.code == NORMAL_CLOSURE:
                 logger.info(
                     "sideband %s: call %s closed by upstream", self._host.session_id, self.call_id
@@ -262,23 +296,33 @@ class Sideband:
             self.reconnects += 1
             await trio.sleep(delay)
 
-    async def _connect_and_serve(self, *, resync: bool) -> tuple[bool, SidebandSocketError | None]:
-        """One connection: whether it got connected, and why it ended (None: stopped).
+    async def _connect_and_serve(
+        self, *, resync: bool
+    ) -> tuple[bool, float, SidebandSocketError | None]:
+        """One connection: whether it got connected, how long it was up, and why it ended
+        (None: stopped).
 
         *resync*: a reconnect, so the host's catch-up events follow the `session.update`.
         """
         settings = self._settings
         connected = False
+        opened_at = trio.current_time()
         try:
             async with open_sideband_socket(
                 self._url,
                 token=self._host.sideband_token(),
                 max_message_size=settings.sideband_max_message_bytes,
                 connect_timeout=settings.sideband_connect_timeout_seconds,
+                send_timeout=settings.sideband_send_timeout_seconds,
+                ping_interval=settings.sideband_ping_interval_seconds,
+                ping_timeout=settings.sideband_ping_timeout_seconds,
                 transport=settings.sideband_transport,
             ) as socket:
                 host = self._host
-                await socket.send(host.session_update(), *(host.resync_events() if resync else ()))
+                self._resend_update = self._update_resent = False
+                first = [host.session_update(), *(host.resync_events() if resync else ())]
+                await socket.send(*self._stamped(first))
+                opened_at = trio.current_time()
                 connected = True
                 self._socket, self._dropped = socket, trio.Event()
                 self.state = SidebandState.CONNECTED
@@ -291,9 +335,12 @@ class Sideband:
                     while True:
                         self._handle_frames(await socket.receive_many())
                         host.touch()
-            return connected, None  # the block closed the socket with a normal close frame
+                        if self._resend_update:
+                            self._resend_update = False
+                            await socket.send(*self._stamped((host.session_update(),)))
+            return connected, trio.current_time() - opened_at, None  # closed with a close frame
         except SidebandSocketError as exc:
-            return connected, exc
+            return connected, trio.current_time() - opened_at, exc
         finally:
             self._receive_scope = None
             self._socket = None
@@ -378,13 +425,60 @@ class Sideband:
     def _log_event(self, kind: str) -> None:
         logger.info("sideband %s event %s", self._host.session_id, kind)
 
+    def _stamped(self, events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """*events* each with an `event_id` (theirs, else a new one), remembered with its type."""
+        stamped = []
+        for event in events:
+            event_id = event.get("event_id")
+            if not isinstance(event_id, str):
+                event_id = f"{self._event_prefix}{next(self._event_numbers)}"
+                event = {**event, "event_id": event_id}
+            self._remember(event_id, str(event.get("type")))
+            stamped.append(event)
+        return stamped
+
+    def _remember(self, event_id: str, kind: str) -> None:
+        sent = self._sent_types
+        sent[event_id] = kind
+        if len(sent) > SENT_EVENTS_REMEMBERED:
+            del sent[next(iter(sent))]
+
+    def sent_type(self, event_id: object) -> str | None:
+        """The type of the client event sent with *event_id*, if it was one of the latest."""
+        return self._sent_types.get(event_id) if isinstance(event_id, str) else None
+
     def _note_upstream_error(self, event: dict[str, Any]) -> None:
         error = event.get("error")
         if not isinstance(error, dict):
             error = {}
         code, message = error.get("code"), error.get("message")
-        self.last_error = f"{code or error.get('type') or 'error'}: {message}"
-        logger.warning("sideband %s: upstream error %s: %s", self._host.session_id, code, message)
+        if code == SESSION_EXPIRED:
+            self._expiry = str(message or "the session hit its maximum duration")
+        what = f"{code or error.get('type') or 'error'}: {message}"
+        refused = self.sent_type(error.get("event_id"))
+        if refused is None:
+            self.last_error = what
+            logger.warning("sideband %s: upstream error %s", self._host.session_id, what)
+            return
+        self.last_error = f"{refused} refused: {what}"
+        logger.warning(
+            "sideband %s: upstream refused %s (%s): %s",
+            self._host.session_id,
+            refused,
+            error.get("event_id"),
+            what,
+        )
+        if refused == "session.update" and not self._update_resent:
+            self._update_resent = self._resend_update = True
+
+    def _expired(self, closed: SidebandClosed) -> str | None:
+        """Upstream's words if this close ends an expired session (`session_expired`, then
+        1001), else None."""
+        if self._expiry is not None:
+            return self._expiry
+        if closed.code == GOING_AWAY and "maximum duration" in (closed.reason or ""):
+            return closed.reason
+        return None
 
     def _fail(self, reason: str) -> None:
         self.state = SidebandState.FAILED

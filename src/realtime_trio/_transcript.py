@@ -4,6 +4,11 @@ Input transcription runs on a separate model and often completes after the assis
 started answering, so entries are placed by the conversation's own item order
 (`previous_item_id`) and a user turn's text is filled in place when its transcription lands.
 See section 8 of the protocol reference.
+
+When the user barges in, the API truncates the assistant's unplayed audio
+(`conversation.item.truncated`) and deletes the text the user never heard from the model's
+context. The entry keeps the text the server was given and says it was cut (`truncated`,
+`audioEndMs`): how much of it was heard is not knowable from the events.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ TRANSCRIPT_EVENT_TYPES = frozenset(
         "conversation.item.input_audio_transcription.completed",
         "conversation.item.input_audio_transcription.failed",
         "conversation.item.deleted",
+        "conversation.item.truncated",
     }
 )
 
@@ -58,9 +64,25 @@ class TranscriptEntry:
     role: Role
     text: str
     status: Status
+    # Where the user cut the assistant's audio off (milliseconds into it), if they did.
+    audio_end_ms: int | None = None
+
+    @property
+    def truncated(self) -> bool:
+        """Whether the user interrupted this turn before its audio finished playing."""
+        return self.audio_end_ms is not None
 
     def as_json(self) -> dict[str, Any]:
-        return {"itemId": self.item_id, "role": self.role, "text": self.text, "status": self.status}
+        answer: dict[str, Any] = {
+            "itemId": self.item_id,
+            "role": self.role,
+            "text": self.text,
+            "status": self.status,
+        }
+        if self.audio_end_ms is not None:
+            answer["truncated"] = True
+            answer["audioEndMs"] = self.audio_end_ms
+        return answer
 
 
 @dataclass
@@ -72,6 +94,7 @@ class _Item:
     kind: str | None = None
     status: Status = "pending"
     text: str = ""
+    audio_end_ms: int | None = None  # truncated by a barge-in
     # The entry last built for this item and what it was built from: a long conversation's
     # entries are read often (tools, extraction, renew) and most items no longer change.
     built: tuple[object, ...] = ()
@@ -113,6 +136,7 @@ class Transcript:
             "conversation.item.input_audio_transcription.completed": self._on_user_completed,
             "conversation.item.input_audio_transcription.failed": self._on_user_failed,
             "conversation.item.deleted": self._on_deleted,
+            "conversation.item.truncated": self._on_truncated,
         }
 
     def apply(self, event: dict[str, Any]) -> bool:
@@ -176,6 +200,18 @@ class Transcript:
         node.text = str(text or "")
         node.status = "complete"
         return True
+
+    def _on_truncated(self, event: dict[str, Any]) -> bool:
+        item_id, audio_end_ms = event.get("item_id"), event.get("audio_end_ms")
+        node = self._items.get(item_id) if isinstance(item_id, str) else None
+        if node is None or not isinstance(audio_end_ms, int):
+            return False
+        node.audio_end_ms = audio_end_ms
+        return True
+
+    def knows(self, item_id: str) -> bool:
+        """Whether the item has been seen (or was seen and dropped)."""
+        return item_id in self._items or item_id in self._gone
 
     def _on_deleted(self, event: dict[str, Any]) -> bool:
         self._delete(event.get("item_id"))
@@ -322,11 +358,15 @@ _ROLES: dict[str | None, Role] = {"user": "user", "assistant": "assistant"}
 def _entry(node: _Item) -> TranscriptEntry | None:
     """The turn an item is, if it is a user or assistant message (built again only once the
     item changed)."""
-    key = (node.kind, node.role, node.text, node.status)
+    key = (node.kind, node.role, node.text, node.status, node.audio_end_ms)
     if node.built != key:
         node.built = key
         role = _ROLES.get(node.role) if node.kind in (None, "message") else None
-        node.entry = TranscriptEntry(node.item_id, role, node.text, node.status) if role else None
+        node.entry = (
+            TranscriptEntry(node.item_id, role, node.text, node.status, node.audio_end_ms)
+            if role
+            else None
+        )
     return node.entry
 
 

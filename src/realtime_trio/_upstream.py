@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import trio
@@ -47,6 +48,7 @@ class ClientSecret:
 
 
 UPSTREAM_MAX_CONNECTIONS = 32
+_NOT_FOUND = 404
 
 
 class OpenAIClient:
@@ -117,38 +119,29 @@ class OpenAIClient:
         logger.info("minted client secret %s expiring at %d", secret.prefix, expires_at)
         return secret
 
+    async def hang_up(self, call_id: str) -> bool:
+        """End a WebRTC or SIP call (`POST /realtime/calls/{call_id}/hangup`).
+
+        Returns False when upstream no longer knows the call (404: the app hung up first).
+
+        Raises:
+            UpstreamError: not configured, unreachable, too slow, or refused otherwise.
+        """
+        path = f"/realtime/calls/{quote(call_id, safe='')}/hangup"
+        response = await self._post(path, None, expected=(_NOT_FOUND,))
+        if response.status_code == _NOT_FOUND:
+            logger.debug("upstream call %s was already gone", call_id)
+            return False
+        logger.info("hung up call %s", call_id)
+        return True
+
     async def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST *body* to *path* under `OPENAI_BASE_URL` and return the JSON object answered.
 
         A connection error, 429 or 5xx is retried (see `upstream_retry`); each attempt has
         `UPSTREAM_TIMEOUT_SECONDS`, all of them together `UPSTREAM_RETRY_TOTAL_SECONDS`.
         """
-        api_key = self._api_key()
-        try:
-            response = await send_with_retries(
-                partial(self._post_once, path, body, api_key), self._retry_policy, path=path
-            )
-        except UpstreamUnreachable as exc:
-            logger.warning("upstream POST %s failed: %s", path, exc.message)
-            raise
-
-        request_id = response.headers.get("x-request-id", "-")
-        if response.is_error:
-            message, code = _error_message(response)
-            message = redact(message, api_key)
-            logger.warning(
-                "upstream POST %s answered %d %s (request %s): %s",
-                path,
-                response.status_code,
-                code or "-",
-                request_id,
-                message,
-            )
-            raise UpstreamStatusError(
-                f"Upstream error {response.status_code}: {message}",
-                upstream_status=response.status_code,
-                upstream_code=code,
-            )
+        response = await self._post(path, body)
         try:
             data = response.json()
         except ValueError:
@@ -158,14 +151,52 @@ class OpenAIClient:
                 f"Upstream answered POST {path} with something not a JSON object"
             )
         logger.debug(
-            "upstream POST %s answered %d (request %s)", path, response.status_code, request_id
+            "upstream POST %s answered %d (request %s)",
+            path,
+            response.status_code,
+            response.headers.get("x-request-id", "-"),
         )
         return data
+
+    async def _post(
+        self, path: str, body: dict[str, Any] | None, *, expected: tuple[int, ...] = ()
+    ) -> httpx.Response:
+        """POST *body* (None: an empty body) with the API key, retried as `post_json` says;
+        the response, whose status is a success or one of *expected*.
+
+        Raises:
+            UpstreamError: not configured, unreachable, too slow, or another error status.
+        """
+        api_key = self._api_key()
+        try:
+            response = await send_with_retries(
+                partial(self._post_once, path, body, api_key), self._retry_policy, path=path
+            )
+        except UpstreamUnreachable as exc:
+            logger.warning("upstream POST %s failed: %s", path, exc.message)
+            raise
+        if response.is_error and response.status_code not in expected:
+            message, code = _error_message(response)
+            message = redact(message, api_key)
+            logger.warning(
+                "upstream POST %s answered %d %s (request %s): %s",
+                path,
+                response.status_code,
+                code or "-",
+                response.headers.get("x-request-id", "-"),
+                message,
+            )
+            raise UpstreamStatusError(
+                f"Upstream error {response.status_code}: {message}",
+                upstream_status=response.status_code,
+                upstream_code=code,
+            )
+        return response
 
     async def _post_once(
         self,
         path: str,
-        body: dict[str, Any],
+        body: dict[str, Any] | None,
         api_key: str,
         timeout: float,  # noqa: ASYNC109 - this deadline is the one UpstreamTimeout names
     ) -> httpx.Response:

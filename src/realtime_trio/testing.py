@@ -122,7 +122,12 @@ class SimControl:
         """Make something happen on a call: `POST /_sim/calls/{call_id}/{action}` with *body*
         (camelCase keys), for example `drive(call_id, "user", text="Hello.")` or
         `drive(call_id, "tool-call", name="roll_dice", arguments={"sides": 6})`; returns the
-        answer (`{}` when there is none)."""
+        answer (`{}` when there is none).
+
+        As the real API's voice detection does, the simulated model answers each user turn by
+        itself (the `user` action returns once that answer is done): with the next behaviour
+        queued by `drive(call_id, "replies", text="Hi!")` (or `toolCall={"name": ...,
+        "arguments": {...}}`), else a default reply."""
         response = await self.http.post(
             f"{self.simulator.url}/_sim/calls/{call_id}/{action}", json=body, timeout=_HTTP_TIMEOUT
         )

@@ -115,7 +115,10 @@ class SessionCallRequest(RequestModel):
 
 
 class SidebandView(ApiModel):
-    state: str = Field(description="idle, connecting, connected, reconnecting, closed or failed")
+    state: str = Field(
+        description="idle, connecting, connected, reconnecting, closed, failed, or expired "
+        "(the call hit the API's maximum session duration; it is never reconnected)"
+    )
     last_error: str | None = None
 
 
@@ -143,6 +146,14 @@ class TranscriptEntryView(ApiModel):
     role: str
     text: str
     status: str = Field(description="pending, complete, or failed (transcription failed)")
+    truncated: bool | None = Field(
+        default=None,
+        description="Present (true) when the user interrupted this assistant turn: the API cut "
+        "its unplayed audio, and the text the user never heard, from the model's context.",
+    )
+    audio_end_ms: int | None = Field(
+        default=None, description="With `truncated`: where its audio was cut, in milliseconds."
+    )
 
 
 class SessionView(ApiModel):

@@ -1,14 +1,17 @@
 """Answering the model's function calls on the sideband: each `call_id` exactly once.
 
-A call is announced by `response.function_call_arguments.done` and again inside
-`response.done`; either starts it, the other is ignored. Its output goes back as a
-`function_call_output` item, and once every call of that response is answered and the response
-itself is done, one `response.create` makes the model speak about the results (the original
-server left the model silent when a tool declined).
+A call is taken once its item is complete (`response.output_item.done`, or `response.done`
+listing it): `response.function_call_arguments.done` also comes when a barge-in cut the
+arguments short, and such a call is never run. Its output goes back as a `function_call_output`
+item, and once every call of that response is answered and the response itself is done, one
+`response.create` makes the model speak about the results (the original server left the model
+silent when a tool declined), never while another response is in progress (`ResponseGate`).
 
 One router serves a session for its whole life, across every call it is attached to, so its
 limits hold across attaches; an output goes back to the call its function call came from, over
-whichever sideband is attached to that call by then.
+whichever sideband is attached to that call by then. A function call made while the sideband
+was away is found by retrieving the item an event names as its predecessor (the session asks)
+and answered like the others.
 
 Everything a session keeps here is bounded: handlers running at once (beyond the limit a call
 is answered `busy` at once; beyond twice the limit it waits, unstarted, for a running one to
@@ -20,11 +23,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, MutableSet
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import trio
 
 from ._calls import FunctionCall, ToolAnswer, function_call_output
+from ._responses import ResponseGate
 
 logger = logging.getLogger("realtime_trio.tool_calls")
 
@@ -42,10 +46,15 @@ RESPONSE_DONE_WAIT_SECONDS = 30.0
 MAX_RESPONSES_FOLLOWED = 64
 # Calls waiting for a running one to finish, per limit of running calls.
 DEFERRED_PER_RUNNING = 4
-RESPONSE_CREATE: dict[str, Any] = {"type": "response.create"}
 # Every event type `ToolCallRouter.on_event` looks at.
 TOOL_CALL_EVENT_TYPES = frozenset(
-    {"response.created", "response.function_call_arguments.done", "response.done"}
+    {
+        "response.created",
+        "response.output_item.done",
+        "response.done",
+        "conversation.item.retrieved",
+        "error",
+    }
 )
 
 
@@ -78,6 +87,7 @@ class ToolCallRouter:
         self._answered = answered
         self._session_id = session_id
         self._responses: dict[str, _Response] = {}
+        self._gate = ResponseGate(nursery)
         self._max_pending = max_pending
         self._running = 0  # tasks answering calls, handlers and `busy` answers alike
         # Calls taken but not started, oldest first: more were running than twice the limit.
@@ -89,43 +99,70 @@ class ToolCallRouter:
         return self._running
 
     def on_event(self, event: dict[str, Any], *, realtime_call: str | None = None) -> None:
-        """Take one server event of *realtime_call*'s conversation (`TOOL_CALL_EVENT_TYPES`)."""
+        """Take one server event of *realtime_call*'s conversation (`TOOL_CALL_EVENT_TYPES`).
+
+        A call is taken once its item is complete: `response.output_item.done` with status
+        `completed`, or `response.done` listing it so (a call cut off by a barge-in or an
+        incomplete response, its arguments partial, is never run); calls of out-of-band
+        responses are not the server's to answer. A function call without output found by
+        `conversation.item.retrieve` (it was made while the sideband was away) is taken too.
+        """
         kind = event.get("type")
-        if kind == "response.created":
-            response_id = _response_id(event)
-            if response_id:
-                self._follow(response_id)
-        elif kind == "response.function_call_arguments.done":
-            self._take(
-                call_id=event.get("call_id"),
-                name=event.get("name"),
-                arguments=event.get("arguments"),
-                response_id=event.get("response_id"),
-                realtime_call=realtime_call,
-            )
+        gate = self._gate
+        if kind == "response.output_item.done":
+            response_id = event.get("response_id")
+            item = event.get("item")
+            if _completed_call(item) and not gate.out_of_band(response_id):
+                self._take_item(item, response_id=response_id, realtime_call=realtime_call)
+        elif kind == "response.created":
+            response = event.get("response")
+            if isinstance(response, dict):
+                gate.on_created(response)
+                response_id = response.get("id")
+                if isinstance(response_id, str) and not gate.out_of_band(response_id):
+                    self._follow(response_id)
         elif kind == "response.done":
-            response = event.get("response") or {}
-            response_id = _response_id(event)
-            # Calls missed on the way (a reconnect) are taken before the response counts as done.
-            for item in response.get("output") or []:
-                if (
-                    isinstance(item, dict)
-                    and item.get("type") == "function_call"
-                    and item.get("status") in (None, "completed")
-                ):
-                    self._take(
-                        call_id=item.get("call_id"),
-                        name=item.get("name"),
-                        arguments=item.get("arguments"),
-                        response_id=response_id,
-                        realtime_call=realtime_call,
-                    )
-            finished = self._responses.get(response_id) if response_id else None
-            if response_id is not None and finished is not None:
+            response = event.get("response")
+            if not isinstance(response, dict):
+                return
+            response_id = response.get("id")
+            if not gate.out_of_band(response_id):
+                # Calls missed on the way (a reconnect) are taken before it counts as done.
+                for item in response.get("output") or ():
+                    if _completed_call(item):
+                        self._take_item(item, response_id=response_id, realtime_call=realtime_call)
+            finished = self._responses.get(response_id) if isinstance(response_id, str) else None
+            if isinstance(response_id, str) and finished is not None:
                 finished.status = str(response.get("status"))
                 finished.done.set()
                 if finished.calls_pending == 0 and not finished.had_calls:
                     del self._responses[response_id]
+            gate.on_done(response)
+        elif kind == "conversation.item.retrieved":
+            item = event.get("item")
+            if _completed_call(item):
+                self._take_item(item, response_id=None, realtime_call=realtime_call)
+        elif kind == "error" and isinstance(error := event.get("error"), dict):
+            gate.on_error(error)
+
+    def out_of_band(self, response_id: object) -> bool:
+        """Whether *response_id* names an out-of-band response (not in the conversation)."""
+        return self._gate.out_of_band(response_id)
+
+    def forget_responses(self) -> None:
+        """A reconnect: what was in progress before it may have ended unseen."""
+        self._gate.forget_in_progress()
+
+    def _take_item(
+        self, item: dict[str, Any], *, response_id: object, realtime_call: str | None
+    ) -> None:
+        self._take(
+            call_id=item.get("call_id"),
+            name=item.get("name"),
+            arguments=item.get("arguments"),
+            response_id=response_id,
+            realtime_call=realtime_call,
+        )
 
     def _take(
         self,
@@ -225,18 +262,24 @@ class ToolCallRouter:
                 answer = ToolAnswer({"ok": False, "reason": "error", "message": type(exc).__name__})
         events = [function_call_output(call, answer.output), *answer.followups]
         if response is None:
-            if answer.create_response:
-                events.append(RESPONSE_CREATE)
-            await self._deliver(call, events)
+            delivered = await self._deliver(call, events)
+            if delivered and answer.create_response:
+                await self._request_response(call)
             return
         if response.done.is_set() and response.calls_pending == 1 and not response.next_requested:
             # The response is over and this is its last call: ask for the next response in the
-            # same write as the output (the usual case, and the quickest turnaround).
+            # same write as the output when no other response is in progress (the usual case,
+            # and the quickest turnaround).
             response.calls_pending = 0
             self._finish(call, response)
-            if self._next_wanted(response, answer.create_response):
-                events.append(RESPONSE_CREATE)
-            await self._deliver(call, events)
+            wanted = self._next_wanted(response, answer.create_response)
+            if wanted and not self._gate.busy():
+                create = self._gate.claim(self._sender(call))
+                if not await self._deliver(call, [*events, create]):
+                    self._gate.unclaim(create)
+                return
+            if await self._deliver(call, events) and wanted:
+                await self._request_response(call)
             return
         delivered = await self._deliver(call, events)
         response.calls_pending -= 1
@@ -249,7 +292,17 @@ class ToolCallRouter:
             return
         self._finish(call, response)
         if self._next_wanted(response, False):
-            await self._send(call.realtime_call, RESPONSE_CREATE)
+            await self._request_response(call)
+
+    async def _request_response(self, call: FunctionCall) -> None:
+        """`response.create` to *call*'s conversation, once no response is in progress there."""
+        await self._gate.create_when_free(self._sender(call))
+
+    def _sender(self, call: FunctionCall) -> Callable[[dict[str, Any]], Awaitable[bool]]:
+        async def send(event: dict[str, Any]) -> bool:
+            return await self._send(call.realtime_call, event)
+
+        return send
 
     async def _deliver(self, call: FunctionCall, events: list[dict[str, Any]]) -> bool:
         delivered = await self._send(call.realtime_call, *events)
@@ -282,7 +335,10 @@ class _Response:
         self.next_requested = False
 
 
-def _response_id(event: dict[str, Any]) -> str | None:
-    response = event.get("response")
-    value = response.get("id") if isinstance(response, dict) else None
-    return value if isinstance(value, str) else None
+def _completed_call(item: object) -> TypeGuard[dict[str, Any]]:
+    """Whether *item* is a function call whose arguments are whole (`status: completed`)."""
+    return (
+        isinstance(item, dict)
+        and item.get("type") == "function_call"
+        and item.get("status") in (None, "completed")
+    )

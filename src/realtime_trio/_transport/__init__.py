@@ -20,6 +20,7 @@ Imports point one way: the clients import `_base` and `_streams`, `_connect` imp
 clients, and nothing here imports the package itself.
 """
 
+from ._base import GOING_AWAY as GOING_AWAY
 from ._base import NORMAL_CLOSURE as NORMAL_CLOSURE
 from ._base import SidebandClosed as SidebandClosed
 from ._base import SidebandRejected as SidebandRejected
@@ -29,6 +30,7 @@ from ._base import SidebandUnreachable as SidebandUnreachable
 from ._connect import open_sideband_socket as open_sideband_socket
 
 __all__ = [
+    "GOING_AWAY",
     "NORMAL_CLOSURE",
     "SidebandClosed",
     "SidebandRejected",

@@ -11,10 +11,29 @@ Every client raises these and nothing else; nothing here knows any client.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 NORMAL_CLOSURE = 1000
+GOING_AWAY = 1001  # how upstream closes a session that hit its maximum duration
+ABNORMAL_CLOSURE = 1006  # never sent: how a connection that ended without a close frame is told
 CLOSE_TIMEOUT_SECONDS = 2.0
+# Liveness: a socket quiet this long is pinged; no answer within the timeout is a drop. A send
+# that cannot finish within its deadline (the peer stopped reading) is a drop too.
+DEFAULT_PING_INTERVAL_SECONDS = 20.0
+DEFAULT_PING_TIMEOUT_SECONDS = 10.0
+DEFAULT_SEND_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class SocketOptions:
+    """How a client opens and keeps a socket: the largest message, and the deadlines."""
+
+    max_message_size: int
+    connect_timeout: float
+    send_timeout: float = DEFAULT_SEND_TIMEOUT_SECONDS
+    ping_interval: float = DEFAULT_PING_INTERVAL_SECONDS
+    ping_timeout: float = DEFAULT_PING_TIMEOUT_SECONDS
 
 
 class SidebandSocketError(Exception):
@@ -44,12 +63,14 @@ class SidebandSocket(Protocol):
 
     async def send(self, *events: dict[str, Any]) -> None:
         """Send client events, in order, one text frame each (in one write where the transport
-        can). Raises `SidebandClosed` if the socket is gone."""
+        can). Raises `SidebandClosed` if the socket is gone, or did not take them within the
+        send deadline (the socket is then closed: a peer that stops reading is gone too)."""
         ...
 
     async def receive_many(self) -> Sequence[bytes]:
         """Every message that one read brought, at least one, in order; text as UTF-8 bytes
-        (unchecked: JSON parsing checks it). Raises `SidebandClosed` once the socket is closed."""
+        (unchecked: JSON parsing checks it). Raises `SidebandClosed` once the socket is closed,
+        and closes it (1006) when a ping on a quiet socket got no answer in time."""
         ...
 
     async def aclose(self, code: int = NORMAL_CLOSURE) -> None:

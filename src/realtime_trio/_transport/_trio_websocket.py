@@ -23,39 +23,64 @@ from trio_websocket import (
 )
 
 from ._base import (
+    ABNORMAL_CLOSURE,
     CLOSE_TIMEOUT_SECONDS,
     NORMAL_CLOSURE,
     SidebandClosed,
     SidebandRejected,
     SidebandSocketError,
+    SocketOptions,
 )
 from ._streams import close_stream, open_stream, rejection_message, unreachable
-
-ABNORMAL_CLOSURE = 1006
 
 
 @final
 class TrioWebSocket:
-    """An open sideband WebSocket on trio-websocket: one JSON event per text frame, both ways."""
+    """An open sideband WebSocket on trio-websocket: one JSON event per text frame, both ways.
 
-    def __init__(self, connection: WebSocketConnection) -> None:
+    Liveness as the default client has it: a quiet socket is pinged, an unanswered ping or a
+    send past its deadline ends the connection (its stream is closed under it).
+    """
+
+    def __init__(
+        self, connection: WebSocketConnection, stream: trio.abc.Stream, options: SocketOptions
+    ) -> None:
         self._ws = connection
+        self._stream = stream
+        self._options = options
+        self._aborted: SidebandClosed | None = None
 
     async def send(self, *events: dict[str, Any]) -> None:
         """Send client events in order. Raises `SidebandClosed` if the socket is gone."""
         try:
-            for event in events:
-                await self._ws.send_message(json.dumps(event))
+            with trio.move_on_after(self._options.send_timeout):
+                for event in events:
+                    await self._ws.send_message(json.dumps(event))
+                return
         except ConnectionClosed as exc:
-            raise _closed(exc) from None
+            raise self._aborted or _closed(exc) from None
+        raise await self._abort(f"a send did not finish within {self._options.send_timeout:g}s")
 
     async def receive_many(self) -> list[bytes]:
         """The next message (text as UTF-8). Raises `SidebandClosed` once the socket closes."""
+        options = self._options
         try:
-            message = await self._ws.get_message()
+            while True:
+                with trio.move_on_after(options.ping_interval):
+                    message = await self._ws.get_message()
+                    return [message.encode() if isinstance(message, str) else message]
+                with trio.move_on_after(options.ping_timeout):
+                    await self._ws.ping()  # returns once its pong is back
+                    continue
+                raise await self._abort(f"no answer to a ping within {options.ping_timeout:g}s")
         except ConnectionClosed as exc:
-            raise _closed(exc) from None
-        return [message.encode() if isinstance(message, str) else message]
+            raise self._aborted or _closed(exc) from None
+
+    async def _abort(self, reason: str) -> SidebandClosed:
+        """Close the stream under the connection (no close handshake: it cannot be trusted)."""
+        self._aborted = self._aborted or SidebandClosed(ABNORMAL_CLOSURE, reason)
+        await trio.aclose_forcefully(self._stream)
+        return self._aborted
 
     async def aclose(self, code: int = NORMAL_CLOSURE) -> None:
         """Close with a close frame, even from a cancelled scope, within a bounded time."""
@@ -65,11 +90,7 @@ class TrioWebSocket:
 
 @asynccontextmanager
 async def open_trio_websocket(
-    url: str,
-    *,
-    token: str,
-    max_message_size: int,
-    connect_timeout: float,
+    url: str, *, token: str, options: SocketOptions
 ) -> AsyncIterator[TrioWebSocket]:
     """Open the sideband to *url* authenticated with `Bearer <token>`; close it on exit.
 
@@ -84,7 +105,7 @@ async def open_trio_websocket(
     """
     try:
         async with trio.open_nursery() as nursery:
-            deadline = trio.current_time() + connect_timeout  # one deadline for TCP, TLS, upgrade
+            deadline = trio.current_time() + options.connect_timeout  # TCP, TLS and upgrade
             with trio.fail_at(deadline):
                 stream = await open_stream(url)
             try:
@@ -95,9 +116,9 @@ async def open_trio_websocket(
                         _host_header(url),
                         _resource(url),
                         extra_headers=[(b"authorization", f"Bearer {token}".encode())],
-                        max_message_size=max_message_size,
+                        max_message_size=options.max_message_size,
                     )
-                socket = TrioWebSocket(connection)
+                socket = TrioWebSocket(connection, stream, options)
                 try:
                     yield socket
                 finally:

@@ -5,7 +5,8 @@ rare: the opening handshake, masking what we send, pings, the close handshake, a
 connection on a bad or over-size frame. What is frequent, whole text frames from the server,
 bypasses it: `_frames.FrameSplitter` slices them out of large reads, and only the other frames
 reach the protocol, in order. There is no reader task: pings are answered while someone
-receives, which the sideband does for as long as it is connected.
+receives, which the sideband does for as long as it is connected; a quiet socket is pinged
+from there too, and a ping left unanswered ends it (the path to upstream silently gone).
 """
 
 from __future__ import annotations
@@ -23,18 +24,19 @@ from websockets.protocol import OPEN
 from websockets.uri import parse_uri
 
 from ._base import (
+    ABNORMAL_CLOSURE,
     CLOSE_TIMEOUT_SECONDS,
     NORMAL_CLOSURE,
     SidebandClosed,
     SidebandRejected,
     SidebandUnreachable,
+    SocketOptions,
 )
 from ._frames import FrameSplitter
 from ._streams import close_stream, open_stream, rejection_message, unreachable
 
 RECEIVE_BYTES = 256 * 1024  # one read carries hundreds of events
 MAX_RESPONSE_HEAD = 64 * 1024
-ABNORMAL_CLOSURE = 1006
 
 CloseReason = tuple[int, str | None]
 
@@ -52,12 +54,13 @@ class WebSocketClient:
         stream: trio.abc.Stream,
         protocol: ClientProtocol,
         *,
-        max_message_size: int,
+        options: SocketOptions,
         buffered: bytes = b"",
     ) -> None:
         self._stream = stream
         self._protocol = protocol
-        self._splitter = FrameSplitter(max_message_size)
+        self._options = options
+        self._splitter = FrameSplitter(options.max_message_size)
         if buffered:
             self._splitter.feed(buffered)
         # Every write to the stream holds it: Trio refuses concurrent `send_all`s.
@@ -146,10 +149,32 @@ class WebSocketClient:
             self._closed = self._reason()
 
     async def _read(self) -> None:
+        """The next bytes from the stream, pinging upstream if it stays quiet (any byte back
+        is a sign of life, the pong or not); a ping left unanswered ends the connection."""
+        options = self._options
         try:
-            data = await self._stream.receive_some(RECEIVE_BYTES)
+            with trio.move_on_after(options.ping_interval):
+                data = await self._stream.receive_some(RECEIVE_BYTES)
+                self._take(data)
+                return
+            await self._ping()
+            with trio.move_on_after(options.ping_timeout):
+                data = await self._stream.receive_some(RECEIVE_BYTES)
+                self._take(data)
+                return
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            data = b""
+            self._take(b"")
+            return
+        await self._abort(f"no answer to a ping within {options.ping_timeout:g}s")
+
+    async def _ping(self) -> None:
+        async with self._send_lock:
+            if self._protocol.state is OPEN:
+                self._protocol.send_ping(b"realtime-trio")
+                self._outgoing.extend(self._protocol.data_to_send())
+            await self._write_outgoing()
+
+    def _take(self, data: bytes | bytearray) -> None:
         if data:
             # A bytearray from some streams: bytes from here on, so payloads can be kept.
             self._splitter.feed(data if type(data) is bytes else bytes(data))
@@ -171,18 +196,33 @@ class WebSocketClient:
     # -- writing and closing --------------------------------------------------------------------
 
     async def _write_outgoing(self) -> bool:
-        """Write what the protocol produced; hold the send lock. False if the stream failed."""
+        """Write what the protocol produced, within the send deadline; hold the send lock.
+
+        False if the stream failed, or the write did not finish in time (the peer stopped
+        reading: the connection is then closed, so whoever receives learns it at once).
+        """
         data, self._outgoing = b"".join(self._outgoing), []
         if not data or self._broken:
             return not self._broken
         try:
-            await self._stream.send_all(data)
+            with trio.move_on_after(self._options.send_timeout):
+                await self._stream.send_all(data)
+                return True
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._broken = True
             if self._closed is None:
                 self._closed = (ABNORMAL_CLOSURE, "connection lost")
             return False
-        return True
+        await self._abort(f"a send did not finish within {self._options.send_timeout:g}s")
+        return False
+
+    async def _abort(self, reason: str) -> None:
+        """End the connection without a close handshake (it cannot be trusted any more): the
+        stream is closed, and the next receive or send reports *reason* as a 1006."""
+        self._broken = True
+        if self._closed is None:
+            self._closed = (ABNORMAL_CLOSURE, reason)
+        await trio.aclose_forcefully(self._stream)
 
     async def _close_handshake(self, code: int) -> None:
         protocol = self._protocol
@@ -212,11 +252,7 @@ class WebSocketClient:
 
 @asynccontextmanager
 async def open_websocket_client(
-    url: str,
-    *,
-    token: str,
-    max_message_size: int,
-    connect_timeout: float,
+    url: str, *, token: str, options: SocketOptions
 ) -> AsyncIterator[WebSocketClient]:
     """Open the sideband to *url* authenticated with `Bearer <token>`; close it on exit.
 
@@ -226,7 +262,7 @@ async def open_websocket_client(
         SidebandRejected: the upstream refused the handshake (401, 404 call_id_not_found, ...).
         SidebandUnreachable: no connection within *connect_timeout*, or a network error.
     """
-    deadline = trio.current_time() + connect_timeout  # one deadline for TCP, TLS, upgrade
+    deadline = trio.current_time() + options.connect_timeout  # one deadline: TCP, TLS, upgrade
     try:
         with trio.fail_at(deadline):
             stream = await open_stream(url)
@@ -235,9 +271,7 @@ async def open_websocket_client(
     try:
         try:
             with trio.fail_at(deadline):
-                client = await _handshake(
-                    stream, url, token=token, max_message_size=max_message_size
-                )
+                client = await _handshake(stream, url, token=token, options=options)
         except (trio.TooSlowError, OSError, trio.BrokenResourceError) as exc:
             raise _unreachable(exc, token) from None
         try:
@@ -249,10 +283,10 @@ async def open_websocket_client(
 
 
 async def _handshake(
-    stream: trio.abc.Stream, url: str, *, token: str, max_message_size: int
+    stream: trio.abc.Stream, url: str, *, token: str, options: SocketOptions
 ) -> WebSocketClient:
     """The opening handshake; the client it opens, holding whatever followed the response."""
-    protocol = ClientProtocol(parse_uri(url), max_size=max_message_size)
+    protocol = ClientProtocol(parse_uri(url), max_size=options.max_message_size)
     protocol.debug = False  # its debug log prints the request's headers: the token among them
     request = protocol.connect()
     request.headers["Authorization"] = f"Bearer {token}"
@@ -281,7 +315,7 @@ async def _handshake(
     if protocol.handshake_exc is not None:
         raise _refused(protocol.handshake_exc, token)
     protocol.events_received()  # the response
-    return WebSocketClient(stream, protocol, max_message_size=max_message_size, buffered=rest)
+    return WebSocketClient(stream, protocol, options=options, buffered=rest)
 
 
 def _refused(exc: Exception, token: str) -> Exception:
