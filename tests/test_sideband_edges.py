@@ -201,6 +201,36 @@ async def server_created(sim: SimControl, call_id: str) -> dict[str, Any] | None
     return call if from_the_server(call, "response.create") else None
 
 
+async def test_a_create_refused_all_the_same_is_sent_again_after_the_next_response(
+    start_server: Any, sim: SimControl, counting: CountingPlugin
+) -> None:
+    url = await start_with(start_server, counting)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        _, call_id = await live_session(client, sim)
+        # A response started the moment the server's create left (a race no gate can see).
+        await sim.drive(
+            call_id,
+            "refuse",
+            type="response.create",
+            code="conversation_already_has_active_response",
+            message="Conversation already has an active response in progress.",
+        )
+        await sim.drive(call_id, "tool-call", name="count", wait=False)
+        refused = await wait_until(lambda: server_creates(sim, call_id, 1))
+        assert refused[0]["valid"] is False
+
+        await sim.drive(call_id, "user", text="Are you there?")  # a response comes and goes
+
+        refused, retried = await wait_until(lambda: server_creates(sim, call_id, 2))
+        assert retried["valid"] is True
+        assert retried["event"]["event_id"] != refused["event"]["event_id"]
+
+
+async def server_creates(sim: SimControl, call_id: str, n: int) -> list[Any] | None:
+    creates = from_the_server(await sim.call(call_id), "response.create")
+    return creates if len(creates) >= n else None
+
+
 # -- cancelled responses ---------------------------------------------------------------------
 
 
@@ -388,6 +418,48 @@ async def test_a_call_made_during_an_outage_is_answered_once_after_the_reconnect
         assert missed["itemId"] in [event["item_id"] for event in retrieves]
         await wait_until(lambda: sim.client_events(call_id, "response.create"))
         assert counting.runs == [{"call_id": missed["callId"]}]
+
+
+async def test_an_item_upstream_does_not_have_is_asked_for_once(
+    client: httpx.AsyncClient, sim: SimControl
+) -> None:
+    session_id, call_id = await live_session(client, sim)
+    note = {
+        "id": "item_note",
+        "object": "realtime.item",
+        "type": "message",
+        "status": "completed",
+        "role": "system",
+        "content": [{"type": "input_text", "text": "A note."}],
+    }
+    added = checked(
+        {
+            "type": "conversation.item.added",
+            "event_id": "event_a",
+            "previous_item_id": "item_ghost",
+            "item": note,
+        },
+        {
+            "type": "conversation.item.done",
+            "event_id": "event_b",
+            "previous_item_id": "item_ghost",
+            "item": note,
+        },
+    )
+
+    for event in added:
+        await sim.drive(call_id, "send", event=event)
+
+    view = await wait_until(lambda: refused_retrieve(client, session_id))
+    assert view["sideband"]["state"] == "connected"
+    retrieves = await sim.client_events(call_id, "conversation.item.retrieve")
+    assert [event["item_id"] for event in retrieves] == ["item_ghost"]  # asked once
+
+
+async def refused_retrieve(client: httpx.AsyncClient, session_id: str) -> dict[str, Any] | None:
+    view = await session_state(client, session_id)
+    error = view["sideband"].get("lastError") or ""
+    return view if error.startswith("conversation.item.retrieve refused: item_not_found") else None
 
 
 # -- liveness ---------------------------------------------------------------------------------
