@@ -567,6 +567,76 @@ async def minting(bench: Bench) -> dict[str, Any]:
         seconds,
         headers={"Authorization": f"Bearer {SIMULATOR_KEY}"},
     )
+    figures["standIn"] = await _minting_on_a_stand_in(bench)
+    return figures
+
+
+async def _minting_on_a_stand_in(bench: Bench) -> dict[str, Any]:
+    """The same requests to a server whose upstream costs next to nothing (`bench_upstream`),
+    logging at INFO as in production, a fresh server for each path: what the server can mint
+    on one process when the simulator (about 400 requests a second on a core here) is not the
+    ceiling. Beside them, this machine's floor: a bare Quart-Trio route (`bench_bare_app`)."""
+    seconds = bench.sizes.mint_seconds
+    figures: dict[str, Any] = {}
+    async with AsyncExitStack() as stack:
+        upstream_port = free_port()
+        upstream = await stack.enter_async_context(
+            running(
+                "stand-in",
+                [
+                    sys.executable,
+                    str(Path(__file__).with_name("bench_upstream.py")),
+                    "--port",
+                    str(upstream_port),
+                ],
+                env={},
+                ready_path="/v1/realtime/client_secrets",
+                port=upstream_port,
+            )
+        )
+        for name, path in (("session", "/session"), ("token", "/token")):
+            port = free_port()
+            async with running(
+                f"server-stand-in-{name}",
+                server_argv(port),
+                env=server_env(upstream, LOG_LEVEL="INFO"),
+                ready_path="/healthz",
+                port=port,
+            ) as server:
+                stand_in = replace(bench, server=server, simulator=upstream)
+                figures[f"{name}.c{CONCURRENCY}"] = await _metered_load(
+                    stand_in, server.url, "POST", path, {}, CONCURRENCY, seconds
+                )
+        port = free_port()
+        async with running(
+            "bare-app",
+            [
+                sys.executable,
+                str(Path(__file__).with_name("bench_bare_app.py")),
+                "--port",
+                str(port),
+            ],
+            env={},
+            ready_path="/healthz",
+            port=port,
+        ) as bare:
+            figures[f"bareRoute.c{CONCURRENCY}"] = await _metered_load(
+                replace(bench, server=bare), bare.url, "POST", "/token", {}, CONCURRENCY, seconds
+            )
+        figures[f"upstream.c{CONCURRENCY}"] = await _metered_load(
+            replace(bench, simulator=upstream),
+            upstream.url,
+            "POST",
+            "/v1/realtime/client_secrets",
+            {"session": {"type": "realtime"}},
+            CONCURRENCY,
+            seconds,
+        )
+    # The same figure as a multiple of this machine's floor: comparable across machines.
+    floor = figures[f"bareRoute.c{CONCURRENCY}"]["cpu"]["serverMsPerRequest"]
+    for name in ("session", "token"):
+        cpu = figures[f"{name}.c{CONCURRENCY}"]["cpu"]
+        cpu["timesBareRoute"] = round(cpu["serverMsPerRequest"] / floor, 2) if floor else None
     return figures
 
 

@@ -13,10 +13,20 @@ GOALS = (
     ("ingest", "serverEventsPerSecond", ">=", 250_000),
     ("turnaround", "noop.serverAdded.p99Ms", "<", 2.0),
     ("turnaround", "extractProfile.serverAdded.p99Ms", "<", 5.0),
+    ("turnaround", "extractProfile.serverAdded.p50Ms", "<=", 3.0),
     ("sessions", "k{max}.rssPerSessionKiB", "<", 40.0),
     ("sessions", "k{max}.trickle.latency.p99Ms", "<", 50.0),
-    ("minting", "session.c50.requestsPerSecond", ">=", 1_000),
-    ("minting", "session.c50.p99Ms", "<", 100.0),
+    # Minting on one process, its upstream a stand-in that costs next to nothing (the
+    # simulator alone mints about 400 a second here); 3x the first wave's ~300.
+    ("minting", "standIn.session.c50.requestsPerSecond", ">=", 900),
+    ("minting", "standIn.session.c50.p99Ms", "<", 100.0),
+    ("minting", "standIn.session.c50.cpu.serverMsPerRequest", "<=", 1.1),
+    ("minting", "standIn.token.c50.requestsPerSecond", ">=", 900),
+    ("minting", "standIn.token.c50.p99Ms", "<", 100.0),
+    ("minting", "standIn.token.c50.cpu.serverMsPerRequest", "<=", 1.1),
+    # The same CPU goal on any machine: 1.1 ms where a bare Quart-Trio route took 0.56 ms.
+    ("minting", "standIn.session.c50.cpu.timesBareRoute", "<=", 1.96),
+    ("minting", "standIn.token.c50.cpu.timesBareRoute", "<=", 1.96),
     # Nothing grows without bound: rounds after the first reuse the memory it took.
     ("churn", "rssGrowthAfterFirstRoundMiB", "<", 5.0),
 )
@@ -30,7 +40,7 @@ def check_goals(results: dict[str, Any], max_k: int) -> list[dict[str, Any]]:
         if scenario not in results:
             continue
         value = _lookup(results[scenario], path.format(max=max_k))
-        met = None if value is None else (value >= goal if comparison == ">=" else value < goal)
+        met = None if value is None else _compare(value, comparison, goal)
         checked.append(
             {
                 "figure": f"{scenario}.{path.format(max=max_k)}",
@@ -40,6 +50,14 @@ def check_goals(results: dict[str, Any], max_k: int) -> list[dict[str, Any]]:
             }
         )
     return checked
+
+
+def _compare(value: float, comparison: str, goal: float) -> bool:
+    if comparison == ">=":
+        return value >= goal
+    if comparison == "<=":
+        return value <= goal
+    return value < goal
 
 
 def _lookup(figures: dict[str, Any], path: str) -> Any:

@@ -7,7 +7,7 @@ No module reads the environment on its own: `Settings` is built at start-up and 
 from __future__ import annotations
 
 from typing import Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +54,19 @@ class Settings(BaseSettings):
     )
     upstream_connect_timeout_seconds: float = Field(
         default=5, gt=0, description="Deadline for opening a connection to the upstream."
+    )
+    https_proxy: str | None = Field(
+        default=None,
+        description="Proxy for an https upstream (the usual HTTPS_PROXY); its requests then go "
+        "through httpx instead of the lean client.",
+    )
+    http_proxy: str | None = Field(
+        default=None, description="Proxy for an http upstream (the usual HTTP_PROXY)."
+    )
+    no_proxy: str = Field(
+        default="",
+        description="Comma-separated hosts (and their subdomains) reached directly (NO_PROXY); "
+        "`*` for all.",
     )
     server_api_keys: SecretStr | None = Field(
         default=None,
@@ -219,6 +232,20 @@ class Settings(BaseSettings):
     def client_api_keys(self) -> tuple[str, ...]:
         """The keys `SERVER_API_KEYS` lists (none: the endpoints are open)."""
         return comma_list(self.server_api_keys.get_secret_value() if self.server_api_keys else "")
+
+    def upstream_proxy(self) -> str | None:
+        """The proxy the upstream is reached through, if one is set and `NO_PROXY` does not
+        name its host."""
+        parts = urlsplit(self.openai_base_url)
+        proxy = self.https_proxy if parts.scheme == "https" else self.http_proxy
+        if not proxy:
+            return None
+        host = (parts.hostname or "").lower()
+        for entry in comma_list(self.no_proxy.lower()):
+            entry = entry.lstrip(".")
+            if entry == "*" or host == entry or host.endswith("." + entry):
+                return None
+        return proxy
 
     def cors_origins(self) -> tuple[str, ...]:
         """The origins `CORS_ALLOW_ORIGINS` lists (none: no CORS headers at all)."""

@@ -289,7 +289,7 @@ class LiveSession:
         self.record.profile = profile
         self._instructions_changed = True
         await self._store.save(self.record)
-        logger.info("session %s: profile extracted", self.session_id)
+        logger.debug("session %s: profile extracted", self.session_id)
         return profile
 
     # -- lifecycle ------------------------------------------------------------------------

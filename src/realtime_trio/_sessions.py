@@ -181,7 +181,7 @@ class SessionManager:
             if isinstance(exc, TaskNotStarted):
                 raise ShuttingDown() from None
             raise
-        logger.info("session %s created (secret %s)", record.session_id, secret.prefix)
+        logger.debug("session %s created (secret %s)", record.session_id, secret.prefix)
         if call_id:
             try:
                 await session.attach(call_id)
@@ -215,7 +215,7 @@ class SessionManager:
             await self._store.save(session.record)
         finally:
             session.renewing = False
-        logger.info("session %s renewed (secret %s)", session_id, secret.prefix)
+        logger.debug("session %s renewed (secret %s)", session_id, secret.prefix)
         return session, secret, instructions
 
     async def end(self, session_id: str, *, keep_call: str | None = None) -> bool:
@@ -251,4 +251,4 @@ class SessionManager:
             self._live.pop(session.session_id, None)
             with trio.CancelScope(shield=True), trio.move_on_after(STORE_CLEANUP_SECONDS):
                 await self._store.remove(session.session_id)
-            logger.info("session %s ended", session.session_id)
+            logger.debug("session %s ended", session.session_id)

@@ -328,7 +328,9 @@ class Sideband:
                 self.state = SidebandState.CONNECTED
                 self._connected.set()
                 self.settled.set()
-                logger.info("sideband %s: attached to call %s", self._host.session_id, self.call_id)
+                logger.debug(
+                    "sideband %s: attached to call %s", self._host.session_id, self.call_id
+                )
                 with trio.CancelScope() as self._receive_scope:
                     if self._stopping:
                         self._receive_scope.cancel()

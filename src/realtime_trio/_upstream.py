@@ -8,6 +8,7 @@ becomes an `UpstreamError` (see `errors`), with the API key scrubbed from it.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from functools import partial
@@ -15,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import orjson
 import trio
 
 from ._config import Settings
@@ -26,6 +28,15 @@ from ._errors import (
     UpstreamUnreachable,
     redact,
     secret_prefix,
+)
+from ._upstream_http import (
+    Answer,
+    HttpxTransport,
+    Transport,
+    UpstreamConnectError,
+    UpstreamHTTP,
+    UpstreamHTTPError,
+    UpstreamTimedOut,
 )
 from ._upstream_retry import RetryPolicy, send_with_retries
 from ._version import __version__
@@ -54,29 +65,57 @@ _NOT_FOUND = 404
 class OpenAIClient:
     """Calls the upstream REST API with the server's API key.
 
+    Requests go through the lean keep-alive client (`_upstream_http.UpstreamHTTP`), or through
+    httpx when a proxy is configured for the upstream (`HTTPS_PROXY`/`HTTP_PROXY`, minus
+    `NO_PROXY`) or an httpx client is handed in. Plugins' tools get an httpx client of their
+    own (`http`), which follows the usual environment (proxies, certificates).
+
     Args:
-        settings: base URL, API key and timeouts.
-        http: an `httpx.AsyncClient` to use instead of opening one; the caller then closes it.
+        settings: base URL, API key, timeouts and proxies.
+        http: an `httpx.AsyncClient` to send the upstream requests through instead (tests hand
+            one with a `MockTransport`); the caller then closes it.
+        transport: a `Transport` to send them through instead (a test's TLS context, say).
 
     Resource handling: use as an async context manager, or call `aclose()`.
     """
 
-    def __init__(self, settings: Settings, *, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        http: httpx.AsyncClient | None = None,
+        transport: Transport | None = None,
+    ) -> None:
         self._settings = settings
         self._retry_policy = RetryPolicy.from_settings(settings)
-        self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(
-            timeout=httpx.Timeout(
-                settings.upstream_timeout_seconds, connect=settings.upstream_connect_timeout_seconds
-            ),
-            headers={"User-Agent": f"realtime-trio/{__version__}"},
-            # Keep as many connections alive as a busy replica uses at once: httpx's default
-            # (20) makes every request beyond it open a new connection, DNS lookup included.
-            limits=httpx.Limits(
-                max_connections=UPSTREAM_MAX_CONNECTIONS,
-                max_keepalive_connections=UPSTREAM_MAX_CONNECTIONS,
-            ),
+        headers = {"User-Agent": f"realtime-trio/{__version__}"}
+        timeout = httpx.Timeout(
+            settings.upstream_timeout_seconds, connect=settings.upstream_connect_timeout_seconds
         )
+        # Keep as many connections alive as a busy replica uses at once: httpx's default (20)
+        # makes every request beyond it open a new connection, DNS lookup included.
+        limits = httpx.Limits(
+            max_connections=UPSTREAM_MAX_CONNECTIONS,
+            max_keepalive_connections=UPSTREAM_MAX_CONNECTIONS,
+        )
+        self._tools_http = httpx.AsyncClient(timeout=timeout, headers=headers, limits=limits)
+        proxy = settings.upstream_proxy()
+        if transport is not None:
+            self._transport: Transport = transport
+        elif http is not None:
+            self._transport = HttpxTransport(settings.openai_base_url, http, owned=False)
+        elif proxy is not None:
+            proxied = httpx.AsyncClient(
+                timeout=timeout, headers=headers, limits=limits, proxy=proxy, trust_env=False
+            )
+            self._transport = HttpxTransport(settings.openai_base_url, proxied, owned=True)
+        else:
+            self._transport = UpstreamHTTP(
+                settings.openai_base_url,
+                connect_timeout=settings.upstream_connect_timeout_seconds,
+                max_connections=UPSTREAM_MAX_CONNECTIONS,
+                headers=headers,
+            )
 
     async def __aenter__(self) -> OpenAIClient:
         return self
@@ -85,15 +124,15 @@ class OpenAIClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool, even from a cancelled scope (within a second)."""
-        if self._owns_http:
-            with trio.CancelScope(shield=True), trio.move_on_after(1):
-                await self._http.aclose()
+        """Close the connection pools, even from a cancelled scope (within a second)."""
+        with trio.CancelScope(shield=True), trio.move_on_after(1):
+            await self._transport.aclose()
+            await self._tools_http.aclose()
 
     @property
     def http(self) -> httpx.AsyncClient:
-        """The pooled HTTP client, shared with plugins' tools."""
-        return self._http
+        """The pooled HTTP client plugins' tools share (no credentials, no base URL)."""
+        return self._tools_http
 
     @property
     def configured(self) -> bool:
@@ -116,7 +155,7 @@ class OpenAIClient:
                 "Upstream client_secrets answer has no usable value/expires_at"
             )
         secret = ClientSecret(value=value, expires_at=expires_at, raw=data)
-        logger.info("minted client secret %s expiring at %d", secret.prefix, expires_at)
+        logger.debug("minted client secret %s expiring at %d", secret.prefix, expires_at)
         return secret
 
     async def hang_up(self, call_id: str) -> bool:
@@ -132,7 +171,7 @@ class OpenAIClient:
         if response.status_code == _NOT_FOUND:
             logger.debug("upstream call %s was already gone", call_id)
             return False
-        logger.info("hung up call %s", call_id)
+        logger.debug("hung up call %s", call_id)
         return True
 
     async def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -160,7 +199,7 @@ class OpenAIClient:
 
     async def _post(
         self, path: str, body: dict[str, Any] | None, *, expected: tuple[int, ...] = ()
-    ) -> httpx.Response:
+    ) -> Answer:
         """POST *body* (None: an empty body) with the API key, retried as `post_json` says;
         the response, whose status is a success or one of *expected*.
 
@@ -199,32 +238,29 @@ class OpenAIClient:
         body: dict[str, Any] | None,
         api_key: str,
         timeout: float,  # noqa: ASYNC109 - this deadline is the one UpstreamTimeout names
-    ) -> httpx.Response:
-        """One attempt, within *timeout* seconds: the response, whatever its status.
+    ) -> Answer:
+        """One attempt, within *timeout* seconds: the answer, whatever its status.
 
         Raises:
             UpstreamTimeout: no answer in time (logged here: a timeout is never retried).
             UpstreamUnreachable: no connection, or it broke.
         """
-        url = self._settings.openai_base_url + path
+        data = None if body is None else _encoded(body)
         try:
             with trio.fail_after(timeout):
-                return await self._http.post(
-                    url, json=body, headers={"Authorization": f"Bearer {api_key}"}
+                return await self._transport.post(
+                    path, body=data, headers={"Authorization": f"Bearer {api_key}"}
                 )
-        except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        except UpstreamConnectError as exc:
             # Nothing was sent: as safe to try again as a refused connection.
-            raise UpstreamUnreachable(
-                f"Upstream unreachable for POST {path}: no connection within "
-                f"{self._settings.upstream_connect_timeout_seconds:g} seconds "
-                f"({type(exc).__name__})"
-            ) from None
-        except (trio.TooSlowError, httpx.TimeoutException):
+            reason = redact(str(exc), api_key)
+            raise UpstreamUnreachable(f"Upstream unreachable for POST {path}: {reason}") from None
+        except (trio.TooSlowError, UpstreamTimedOut):
             logger.warning("upstream POST %s timed out after %gs", path, timeout)
             raise UpstreamTimeout(
                 f"Upstream did not answer POST {path} within {timeout:g} seconds"
             ) from None
-        except httpx.TransportError as exc:
+        except UpstreamHTTPError as exc:
             reason = redact(str(exc) or type(exc).__name__, api_key)
             raise UpstreamUnreachable(f"Upstream unreachable for POST {path}: {reason}") from None
 
@@ -237,7 +273,7 @@ class OpenAIClient:
         return key.get_secret_value()
 
 
-def _error_message(response: httpx.Response) -> tuple[str, str | None]:
+def _error_message(response: Answer) -> tuple[str, str | None]:
     """Upstream's own error message and code, from OpenAI's `{"error": {...}}` shape if used."""
     try:
         body = response.json()
@@ -253,3 +289,10 @@ def _error_message(response: httpx.Response) -> tuple[str, str | None]:
         )
     text = response.text.strip()[:200]
     return text or response.reason_phrase or "error", None
+
+
+def _encoded(body: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(body)
+    except TypeError:  # what orjson does not take (an int over 64 bits, say)
+        return json.dumps(body).encode()

@@ -14,12 +14,12 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
+from http import HTTPStatus
 
-import httpx
 import trio
 from tenacity import (
     AsyncRetrying,
@@ -34,10 +34,11 @@ from tenacity.stop import stop_base
 
 from ._config import Settings
 from ._errors import UpstreamUnreachable
+from ._upstream_http import Answer
 
 logger = logging.getLogger("realtime_trio.upstream_retry")
 
-Send = Callable[[float], Awaitable[httpx.Response]]
+Send = Callable[[float], Awaitable[Answer]]
 
 # Past this many doublings every delay is the cap anyway; it keeps 2**n a small float.
 _MAX_DOUBLINGS = 32
@@ -74,7 +75,7 @@ class RetryPolicy:
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
 
 
-async def send_with_retries(send: Send, policy: RetryPolicy, *, path: str) -> httpx.Response:
+async def send_with_retries(send: Send, policy: RetryPolicy, *, path: str) -> Answer:
     """Call `send(timeout)` until its answer is final, and return that answer.
 
     *send* makes one attempt within `timeout` seconds (the attempt timeout, or less when less of
@@ -87,9 +88,27 @@ async def send_with_retries(send: Send, policy: RetryPolicy, *, path: str) -> ht
     """
     deadline = trio.current_time() + policy.total_seconds
 
-    async def attempt() -> httpx.Response:
+    async def attempt() -> Answer:
         left = deadline - trio.current_time()
         return await send(max(0.0, min(policy.attempt_timeout_seconds, left)))
+
+    # The usual case, an answer that is final at the first attempt, costs no retry machinery;
+    # otherwise that first outcome is handed to it as its own first attempt, not sent again.
+    first: Answer | UpstreamUnreachable | None
+    try:
+        first = await attempt()
+    except UpstreamUnreachable as exc:
+        first = exc
+    else:
+        if not should_retry(first):
+            return first
+
+    async def first_then_attempts() -> Answer:
+        nonlocal first
+        replayed, first = first, None
+        if isinstance(replayed, UpstreamUnreachable):
+            raise replayed
+        return replayed if replayed is not None else await attempt()
 
     retrying = AsyncRetrying(
         sleep=trio.sleep,  # tenacity would find it through sniffio; saying so costs nothing
@@ -99,7 +118,7 @@ async def send_with_retries(send: Send, policy: RetryPolicy, *, path: str) -> ht
         before_sleep=lambda state: _log_retry(path, policy, state),
         retry_error_callback=_last_outcome,
     )
-    response: httpx.Response = await retrying(attempt)
+    response: Answer = await retrying(first_then_attempts)
     return response
 
 
@@ -113,7 +132,7 @@ class _PastDeadline(stop_base):
         return trio.current_time() + retry_state.upcoming_sleep >= self._deadline
 
 
-def retry_after_seconds(headers: httpx.Headers, *, now: float | None = None) -> float | None:
+def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
     """The wait upstream asked for, or None when it asked for none we can read.
 
     OpenAI's `retry-after-ms` wins; else `Retry-After` in seconds or as an HTTP date (compared
@@ -137,7 +156,7 @@ def retry_after_seconds(headers: httpx.Headers, *, now: float | None = None) -> 
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def should_retry(response: httpx.Response) -> bool:
+def should_retry(response: Answer) -> bool:
     """A 5xx or a 429, unless upstream says no retry can help: `x-should-retry: false`, or a
     429 for an exhausted quota (which only billing changes)."""
     if response.headers.get("x-should-retry", "").lower() == "false":
@@ -147,7 +166,7 @@ def should_retry(response: httpx.Response) -> bool:
     return response.status_code == 429 and _error_code(response) != "insufficient_quota"
 
 
-def _error_code(response: httpx.Response) -> object:
+def _error_code(response: Answer) -> object:
     try:
         error = response.json().get("error")
     except (ValueError, AttributeError):
@@ -169,9 +188,9 @@ def _log_retry(path: str, policy: RetryPolicy, state: RetryCallState) -> None:
     if outcome.failed:
         reason = str(outcome.exception())  # an UpstreamUnreachable: already redacted
     else:
-        response: httpx.Response = outcome.result()
+        response: Answer = outcome.result()
         request_id = response.headers.get("x-request-id", "-")
-        phrase = httpx.codes.get_reason_phrase(response.status_code)
+        phrase = _reason_phrase(response.status_code)
         reason = f"answered {response.status_code} {phrase} (request {request_id})"
     logger.warning(
         "upstream POST %s attempt %d of %d: %s; retrying in %.2fs",
@@ -183,10 +202,17 @@ def _log_retry(path: str, policy: RetryPolicy, state: RetryCallState) -> None:
     )
 
 
-def _last_outcome(state: RetryCallState) -> httpx.Response:
+def _last_outcome(state: RetryCallState) -> Answer:
     """When retrying stops: the last response, or the last error raised again."""
-    response: httpx.Response = _outcome(state).result()
+    response: Answer = _outcome(state).result()
     return response
+
+
+def _reason_phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 def _outcome(state: RetryCallState) -> Future:

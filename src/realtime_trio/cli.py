@@ -15,6 +15,8 @@ from ._config import SettingsError, load_settings
 from ._logs import configure_logging
 from ._version import __version__
 
+YOUNG_GC_THRESHOLD = 20_000
+
 logger = logging.getLogger("realtime_trio")
 
 
@@ -108,6 +110,10 @@ def _serve(args: argparse.Namespace) -> int:
     # What start-up built (modules, plugins, schemas) lives as long as the process: keep it out
     # of the garbage collector's full passes, which otherwise walk it again and again.
     gc.freeze()
+    # A request allocates a few thousand objects, most gone when it ends. At the default 700 the
+    # young generation is collected several times a request and live sessions get promoted and
+    # walked by full passes: about a fifth of the CPU of minting under load (BENCHMARKS.md).
+    gc.set_threshold(YOUNG_GC_THRESHOLD, 10, 10)
     trio.run(
         partial(
             run_until_signalled,

@@ -56,6 +56,7 @@ async def serve(
                 port=settings.port,
                 shutdown_trigger=shutdown_trigger,
                 grace_seconds=settings.shutdown_grace_seconds,
+                max_body_bytes=settings.max_request_body_bytes,
                 task_status=task_status,
             )
             ending = len(sessions)

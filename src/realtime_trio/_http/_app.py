@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from quart import request
+from quart.json.provider import DefaultJSONProvider
 from quart_schema import QuartSchema
 from quart_trio import QuartTrio
 
@@ -16,8 +17,10 @@ from ._access_log import AccessLogMiddleware
 from ._client_auth import authorize
 from ._cors import allow_browsers
 from ._error_handlers import register_error_handlers
+from ._json import FastJSONProvider
 from ._rate_limit import RateLimiter, client_identity, is_limited
 from ._request import ApiRequest
+from ._schema import dumping_models
 from ._services import EXTENSION_KEY, Services
 
 
@@ -34,6 +37,7 @@ def create_app(
     app = QuartTrio(__name__)
     app.request_class = ApiRequest
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_body_bytes
+    make_response = app.make_response
     QuartSchema(
         app,
         info={"title": "realtime-trio", "version": __version__},
@@ -44,6 +48,9 @@ def create_app(
         # exclude_unset: optional keys a handler did not set stay out (`callId` of /session).
         pydantic_dump_options={"by_alias": True, "exclude_unset": True},
     )
+    app.make_response = dumping_models(make_response)  # type: ignore[method-assign,assignment]
+    if isinstance(app.json, DefaultJSONProvider):  # quart-schema's, kept as the fallback
+        app.json = FastJSONProvider(app, app.json)
 
     app.extensions[EXTENSION_KEY] = Services(
         settings=settings, upstream=upstream, sessions=sessions

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from quart import Blueprint
-from quart_schema import document_response, validate_request, validate_response
+from quart_schema import document_response
 
 from .._errors import MissingField, UnknownSession
 from .._session_config import realtime_session_config
@@ -28,6 +28,7 @@ from ._models import (
     TokenResponse,
     ToolsResponse,
 )
+from ._schema import answers, takes
 from ._services import current_services
 
 blueprint = Blueprint("api", __name__)
@@ -55,15 +56,15 @@ def require_session_id(session_id: str | None) -> str:
 
 
 @blueprint.get("/healthz")
-@validate_response(HealthResponse)
+@answers(HealthResponse)
 async def healthz() -> HealthResponse:
     """Liveness: answers without touching upstream."""
     return HealthResponse(status="ok")
 
 
 @blueprint.post("/token")
-@validate_request(TokenRequest)
-@validate_response(TokenResponse)
+@takes(TokenRequest)
+@answers(TokenResponse)
 @errors_documented(*UPSTREAM_ERRORS)
 async def token(data: TokenRequest) -> TokenResponse:
     """Mint an ephemeral client secret for a Realtime call (the body is optional)."""
@@ -80,8 +81,8 @@ async def token(data: TokenRequest) -> TokenResponse:
 
 
 @blueprint.post("/session")
-@validate_request(SessionRequest)
-@validate_response(SessionResponse)
+@takes(SessionRequest)
+@answers(SessionResponse)
 @errors_documented(*UPSTREAM_ERRORS)
 async def create_session(data: SessionRequest) -> SessionResponse:
     """Create a session: mint its client secret, and attach its sideband if a callId is given."""
@@ -103,8 +104,8 @@ async def create_session(data: SessionRequest) -> SessionResponse:
 
 
 @blueprint.post("/session/call")
-@validate_request(SessionCallRequest)
-@validate_response(SessionCallResponse)
+@takes(SessionCallRequest)
+@answers(SessionCallResponse)
 @errors_documented(400, 404)
 async def attach_call(data: SessionCallRequest) -> SessionCallResponse:
     """Record the app's WebRTC call id and attach (or move) the session's sideband to it."""
@@ -122,8 +123,8 @@ async def attach_call(data: SessionCallRequest) -> SessionCallResponse:
 
 
 @blueprint.post("/session/renew")
-@validate_request(SessionIdRequest)
-@validate_response(RenewResponse)
+@takes(SessionIdRequest)
+@answers(RenewResponse)
 @errors_documented(400, 404, 429, 502, 503, 504)
 async def renew_session(data: SessionIdRequest) -> RenewResponse:
     """Mint a new client secret for a session, with instructions to rehydrate its next call."""
@@ -139,8 +140,8 @@ async def renew_session(data: SessionIdRequest) -> RenewResponse:
 
 
 @blueprint.post("/session/close")
-@validate_request(SessionIdRequest)
-@validate_response(CloseResponse)
+@takes(SessionIdRequest)
+@answers(CloseResponse)
 @errors_documented(400)
 async def close_session(data: SessionIdRequest) -> CloseResponse:
     """End a session; `closed` is false for an unknown id."""
@@ -150,7 +151,7 @@ async def close_session(data: SessionIdRequest) -> CloseResponse:
 
 
 @blueprint.get("/session/<session_id>")
-@validate_response(SessionView)
+@answers(SessionView)
 @errors_documented(404)
 async def get_session(session_id: str) -> SessionView:
     """The session as the server knows it, with its transcript in conversation order."""
@@ -167,8 +168,8 @@ async def delete_session(session_id: str) -> tuple[str, int]:
 
 
 @blueprint.post("/extract-profile")
-@validate_request(SessionIdRequest)
-@validate_response(ExtractProfileResponse)
+@takes(SessionIdRequest)
+@answers(ExtractProfileResponse)
 @errors_documented(400, 404, 429, 502, 503, 504)
 async def extract_profile(data: SessionIdRequest) -> ExtractProfileResponse:
     """Extract the profile from the transcript now (no cooldown) and push the new instructions."""
@@ -178,7 +179,7 @@ async def extract_profile(data: SessionIdRequest) -> ExtractProfileResponse:
 
 
 @blueprint.get("/tools")
-@validate_response(ToolsResponse)
+@answers(ToolsResponse)
 async def list_tools() -> ToolsResponse:
     """The registered function tools: name, description, parameters schema, owning plugin."""
     tools = [registered.describe() for registered in current_services().plugins.tools]

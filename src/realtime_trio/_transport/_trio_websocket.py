@@ -7,12 +7,12 @@ with when the fast client is in doubt.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any, final
 from urllib.parse import urlsplit
 
+import orjson
 import trio
 from trio_websocket import (
     ConnectionClosed,
@@ -55,7 +55,7 @@ class TrioWebSocket:
         try:
             with trio.move_on_after(self._options.send_timeout):
                 for event in events:
-                    await self._ws.send_message(json.dumps(event))
+                    await self._ws.send_message(orjson.dumps(event).decode())
                 return
         except ConnectionClosed as exc:
             raise self._aborted or _closed(exc) from None

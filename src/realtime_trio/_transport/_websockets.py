@@ -11,11 +11,11 @@ from there too, and a ping left unanswered ends it (the path to upstream silentl
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, final
 
+import orjson
 import trio
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidHandshake, InvalidStatus
@@ -74,7 +74,7 @@ class WebSocketClient:
     async def send(self, *events: dict[str, Any]) -> None:
         """Send client events as text frames, in order, in one write. Raises `SidebandClosed`
         once closed."""
-        payloads = [json.dumps(event).encode() for event in events]
+        payloads = [orjson.dumps(event) for event in events]
         async with self._send_lock:
             if self._closed is not None or self._protocol.state is not OPEN:
                 raise SidebandClosed(*(self._closed or self._reason()))

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from typing import Any
 
 import trio
-from quart import Response, g, request, websocket
+from quart import Response, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
@@ -28,6 +27,7 @@ from .errors import OpenAIError, invalid_request
 from .realtime_api import realtime_blueprint
 from .responses_api import responses_blueprint
 from .sessions import realtime_session, transcription_session
+from .stamps import stamp_requests, stamps_of
 from .state import Fault, RecordedRequest, SimulatorState
 from .validation import check_client_secret_response, validate_client_secret_request
 from .wire import tap_websockets
@@ -41,7 +41,7 @@ def create_simulator_app(state: SimulatorState) -> QuartTrio:
     """The simulator as an ASGI app over *state*."""
     app = QuartTrio(__name__)
     app.extensions["simulator"] = state
-    app.asgi_app = tap_websockets(app.asgi_app)  # type: ignore[method-assign]
+    app.asgi_app = stamp_requests(tap_websockets(app.asgi_app))  # type: ignore[method-assign]
     app.register_blueprint(realtime_blueprint(state))
     app.register_blueprint(control_blueprint(state))
     app.register_blueprint(trickle_blueprint(state))
@@ -73,19 +73,15 @@ def create_simulator_app(state: SimulatorState) -> QuartTrio:
     async def record_and_inject_faults() -> Response | None:
         if not request.path.startswith("/v1/"):
             return None
-        g.recorded = await _recorded(request)
-        state.record(g.recorded)
+        recorded = await _recorded(request)
+        if (stamps := stamps_of(request.scope)) is not None:
+            recorded.received_at = stamps.received_at  # answered_at: once its answer is sent
+            stamps.recorded = recorded
+        state.record(recorded)
         fault = state.take_fault(request.path)
         if fault is None:
             return None
         return await _apply(fault)
-
-    @app.after_request
-    async def note_answered(response: Response) -> Response:
-        recorded = g.get("recorded")
-        if recorded is not None:
-            recorded.answered_at = time.monotonic()
-        return response
 
     @app.post("/v1/realtime/client_secrets")
     async def create_client_secret() -> JSONAnswer:
