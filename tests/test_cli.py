@@ -69,6 +69,46 @@ async def test_serve_runs_logs_and_stops_cleanly_on_sigterm(
     assert response.json()["clientSecret"][:7] + "…" in log
 
 
+async def test_at_info_each_request_logs_its_access_line_and_nothing_else(
+    simulator: RunningSimulator, tmp_path: Path
+) -> None:
+    """Logging at INFO is cheap: no library's per-request lines (httpx logs each request at
+    INFO), no per-session chatter, one access line per request."""
+    env = {
+        "OPENAI_API_KEY": DEFAULT_API_KEY,
+        "OPENAI_BASE_URL": simulator.base_url,
+        "HOST": "127.0.0.1",
+        "PORT": "0",
+        "LOG_LEVEL": "info",
+        "SERVER_API_KEYS": "",
+    }
+    process = await trio.lowlevel.open_process(
+        [*COMMAND, "serve"], cwd=tmp_path, env=env, stderr=subprocess.PIPE
+    )
+    seen: list[str] = []
+    try:
+        with trio.fail_after(60):
+            assert process.stderr is not None
+            running = re.compile(r"Running on (http://\S+)")
+            url = (await _read_until(process.stderr, running, seen))[1]
+            start = len("".join(seen))
+            async with httpx.AsyncClient(base_url=url) as http:
+                token = await http.post("/token", json={})
+                session = await http.post("/session", json={})
+            assert (token.status_code, session.status_code) == (200, 200)
+            await _read_until(process.stderr, re.compile(r"POST /session 200 \d+\.\dms"), seen)
+            process.send_signal(signal.SIGTERM)
+            assert await process.wait() == 0
+    finally:
+        process.kill()
+        await process.wait()
+
+    during = "".join(seen)[start:].strip().splitlines()
+    assert len(during) == 2, during
+    assert "POST /token 200" in during[0]
+    assert "POST /session 200" in during[1]
+
+
 def test_version() -> None:
     result = subprocess.run(
         [*COMMAND, "--version"], capture_output=True, text=True, timeout=60, check=True
