@@ -7,7 +7,7 @@ is the server's own: settings kept out of the developer's environment, and a def
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -49,3 +49,12 @@ async def server(start_server: StartServer) -> str:
 async def client(server: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server, timeout=30) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def valkey_url() -> Iterator[str]:
+    """One real Valkey server for the whole test session (tests key under their own prefix)."""
+    from valkey_server import running_valkey
+
+    with running_valkey() as url:
+        yield url

@@ -88,11 +88,13 @@ def test_only_the_demo_and_the_fixtures_join_the_server_and_the_simulator() -> N
         assert reached == set(), f"{module} imports {reached}"
 
 
-def test_importing_the_server_loads_neither_the_simulator_nor_the_sdk() -> None:
+def test_importing_the_server_loads_neither_the_simulator_nor_the_sdk_nor_the_store_client() -> (
+    None
+):
     probe = (
         "import sys, realtime_trio, realtime_trio.cli, realtime_trio.serve\n"
         "print(sorted(m for m in sys.modules if m.startswith('realtime_trio.simulator')"
-        " or m == 'openai' or m.startswith('openai.')))\n"
+        " or m.startswith('realtime_trio._valkey') or m.split('.')[0] in ('openai', 'glide')))\n"
     )
 
     loaded = subprocess.run(

@@ -1,0 +1,92 @@
+"""Who holds each live call's sideband: leases with fencing tokens.
+
+One replica holds a session's sideband at a time. It holds it through a lease in the store that
+lasts `SIDEBAND_LEASE_SECONDS` unless renewed. Every change of holder is one atomic step in the
+store that increases the session's epoch (its fencing token): a replica paused past its lease
+(GC, SIGSTOP) that resumes finds its renewals and writes refused, because its epoch is no longer
+the session's, and stops acting on its own.
+
+`LeaseTable` is the interface; `MemoryLeaseTable` serves one process (and is the reference the
+store contract tests hold the Valkey table to).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A hold on *session_id*'s sideband by *replica*, at *epoch*."""
+
+    session_id: str
+    replica: str
+    epoch: int
+
+
+class LeaseTable(Protocol):
+    async def acquire(self, session_id: str, replica: str, ttl_seconds: float) -> Lease | None:
+        """Take the session's lease if nobody holds it: a new, higher epoch; None if held."""
+        ...
+
+    async def renew(self, leases: Sequence[Lease], ttl_seconds: float) -> list[bool]:
+        """Extend each lease still held at its epoch; False for one lost (expired and taken,
+        or released)."""
+        ...
+
+    async def release(self, lease: Lease) -> bool:
+        """Give the lease up (a stopping replica), if still held at its epoch."""
+        ...
+
+    async def holder(self, session_id: str) -> Lease | None:
+        """The session's current lease, if one is held."""
+        ...
+
+
+class MemoryLeaseTable:
+    """`LeaseTable` in this process's memory, on an injectable monotonic clock."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._held: dict[str, tuple[Lease, float]] = {}  # session -> (lease, expires at)
+        self._epochs: dict[str, int] = {}
+
+    async def acquire(self, session_id: str, replica: str, ttl_seconds: float) -> Lease | None:
+        if self._current(session_id) is not None:
+            return None
+        epoch = self._epochs.get(session_id, 0) + 1
+        self._epochs[session_id] = epoch
+        lease = Lease(session_id, replica, epoch)
+        self._held[session_id] = (lease, self._clock() + ttl_seconds)
+        return lease
+
+    async def renew(self, leases: Sequence[Lease], ttl_seconds: float) -> list[bool]:
+        kept = []
+        for lease in leases:
+            held = self._current(lease.session_id) == lease
+            if held:
+                self._held[lease.session_id] = (lease, self._clock() + ttl_seconds)
+            kept.append(held)
+        return kept
+
+    async def release(self, lease: Lease) -> bool:
+        if self._current(lease.session_id) != lease:
+            return False
+        del self._held[lease.session_id]
+        return True
+
+    async def holder(self, session_id: str) -> Lease | None:
+        return self._current(session_id)
+
+    def _current(self, session_id: str) -> Lease | None:
+        held = self._held.get(session_id)
+        if held is None:
+            return None
+        lease, expires_at = held
+        if self._clock() >= expires_at:
+            del self._held[session_id]
+            return None
+        return lease

@@ -1,0 +1,114 @@
+"""`LeaseTable` on Valkey: each change of holder one Lua script, fenced by the session's epoch.
+
+Keys, under the table's prefix: `lease:{session}` holds `<epoch>:<replica>` and expires with the
+lease; `epoch:{session}` counts the session's holders. The epoch key outlives any lease by far
+(`EPOCH_KEEP_SECONDS`), so an epoch never goes back while a paused holder could still come back
+with an older one; and since a holder is named by its epoch *and* its replica (an incarnation:
+host and process id), even an epoch counted again after that key expired cannot match a stale
+holder. Scripts run with EVALSHA (glide's `Script`), which, unlike functions, survive a server
+restarted without persistence: they are sent again when the server does not know them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from glide import GlideClient, Script
+
+from .._leases import Lease
+
+EPOCH_KEEP_SECONDS = 7 * 24 * 3600
+
+
+def _script(code: str) -> Script:
+    return Script(code)  # type: ignore[no-untyped-call]  # glide leaves its constructor untyped
+
+
+_ACQUIRE = _script(
+    """
+    if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+    local epoch = redis.call('INCR', KEYS[2])
+    redis.call('EXPIRE', KEYS[2], ARGV[3])
+    redis.call('SET', KEYS[1], epoch .. ':' .. ARGV[1], 'PX', ARGV[2])
+    return epoch
+    """
+)
+_RENEW = _script(
+    """
+    local kept = {}
+    for i, key in ipairs(KEYS) do
+        if redis.call('GET', key) == ARGV[i + 1] then
+            redis.call('PEXPIRE', key, ARGV[1])
+            kept[i] = 1
+        else
+            kept[i] = 0
+        end
+    end
+    return kept
+    """
+)
+_RELEASE = _script(
+    """
+    if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+    return 0
+    """
+)
+
+
+def holder_value(lease: Lease) -> str:
+    return f"{lease.epoch}:{lease.replica}"
+
+
+class ValkeyLeaseTable:
+    """`LeaseTable` on a glide client, its keys under *prefix*.
+
+    Renewal takes all of a replica's leases in one script call: one round trip a period, not
+    one per session. Multi-key scripts need every key on one node: a standalone server (or a
+    cluster with the prefix as a hash tag).
+    """
+
+    def __init__(self, client: GlideClient, prefix: str) -> None:
+        self._client = client
+        self._prefix = prefix
+
+    def _lease_key(self, session_id: str) -> str:
+        return f"{self._prefix}lease:{session_id}"
+
+    async def acquire(self, session_id: str, replica: str, ttl_seconds: float) -> Lease | None:
+        epoch = await self._client.invoke_script(
+            _ACQUIRE,
+            keys=[self._lease_key(session_id), f"{self._prefix}epoch:{session_id}"],
+            args=[replica, str(_millis(ttl_seconds)), str(EPOCH_KEEP_SECONDS)],
+        )
+        if not isinstance(epoch, int) or epoch <= 0:
+            return None
+        return Lease(session_id, replica, epoch)
+
+    async def renew(self, leases: Sequence[Lease], ttl_seconds: float) -> list[bool]:
+        if not leases:
+            return []
+        kept = await self._client.invoke_script(
+            _RENEW,
+            keys=[self._lease_key(lease.session_id) for lease in leases],
+            args=[str(_millis(ttl_seconds)), *(holder_value(lease) for lease in leases)],
+        )
+        if not isinstance(kept, list):
+            return [False] * len(leases)
+        return [flag == 1 for flag in kept]
+
+    async def release(self, lease: Lease) -> bool:
+        released = await self._client.invoke_script(
+            _RELEASE, keys=[self._lease_key(lease.session_id)], args=[holder_value(lease)]
+        )
+        return bool(released == 1)
+
+    async def holder(self, session_id: str) -> Lease | None:
+        value = await self._client.get(self._lease_key(session_id))
+        if value is None:
+            return None
+        epoch, _, replica = (value.decode() if isinstance(value, bytes) else value).partition(":")
+        return Lease(session_id, replica, int(epoch))
+
+
+def _millis(seconds: float) -> int:
+    return max(1, round(seconds * 1000))

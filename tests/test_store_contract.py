@@ -1,0 +1,138 @@
+"""The store contract, held to both stores: the in-process one and a real Valkey server.
+
+Leases: one holder per session at a time, each change of holder a new and higher epoch (the
+fencing token); a holder that lost its lease (expired and taken, or released) is refused when
+it renews or releases. And racing replicas: exactly one winner per round.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import pytest
+import trio
+
+from realtime_trio._leases import Lease, LeaseTable, MemoryLeaseTable
+from realtime_trio._store_url import parse_store_url
+
+TTL = 0.3  # seconds: short, so expiry is seen quickly
+Opener = Callable[[], Any]
+
+
+@pytest.fixture(params=["memory", "valkey"])
+def open_leases(request: pytest.FixtureRequest) -> Opener:
+    """Opens the test's lease table: each call a new client (a replica) on the same keys."""
+    if request.param == "memory":
+        shared = MemoryLeaseTable()
+
+        @asynccontextmanager
+        async def memory_leases() -> AsyncIterator[LeaseTable]:
+            yield shared
+
+        return memory_leases
+    url = parse_store_url(request.getfixturevalue("valkey_url"))
+    prefix = f"test:{uuid.uuid4().hex}:"
+
+    @asynccontextmanager
+    async def valkey_leases() -> AsyncIterator[LeaseTable]:
+        from realtime_trio._valkey._client import open_valkey
+        from realtime_trio._valkey._leases import ValkeyLeaseTable
+
+        async with open_valkey(url) as client:
+            yield ValkeyLeaseTable(client, prefix=prefix)
+
+    return valkey_leases
+
+
+async def test_a_free_session_is_taken_at_epoch_one_and_then_refused_to_others(
+    open_leases: Opener,
+) -> None:
+    async with open_leases() as leases:
+        first = await leases.acquire("s1", "replica-a", TTL)
+        assert first == Lease("s1", "replica-a", 1)
+        assert await leases.acquire("s1", "replica-b", TTL) is None
+        assert await leases.acquire("s1", "replica-a", TTL) is None  # held: renew, not acquire
+        assert await leases.holder("s1") == first
+        assert await leases.holder("s2") is None
+
+
+async def test_renewal_keeps_a_lease_past_its_ttl(open_leases: Opener) -> None:
+    async with open_leases() as leases:
+        lease = await leases.acquire("s1", "replica-a", TTL)
+        assert lease is not None
+        for _ in range(4):
+            await trio.sleep(TTL / 2)
+            assert await leases.renew([lease], TTL) == [True]
+        assert await leases.holder("s1") == lease
+
+
+async def test_an_expired_lease_goes_to_the_next_replica_at_a_higher_epoch_and_fences_the_old(
+    open_leases: Opener,
+) -> None:
+    async with open_leases() as leases:
+        old = await leases.acquire("s1", "replica-a", TTL)
+        assert old is not None
+        await trio.sleep(TTL + 0.1)  # replica-a paused past its lease
+        assert await leases.holder("s1") is None
+        new = await leases.acquire("s1", "replica-b", TTL)
+        assert new == Lease("s1", "replica-b", old.epoch + 1)
+
+        # replica-a resumes: its renewal and release are refused, the successor's stand.
+        assert await leases.renew([old], TTL) == [False]
+        assert await leases.release(old) is False
+        assert await leases.holder("s1") == new
+
+
+async def test_a_released_lease_is_free_at_once_and_its_epoch_never_reused(
+    open_leases: Opener,
+) -> None:
+    async with open_leases() as leases:
+        first = await leases.acquire("s1", "replica-a", 60)
+        assert first is not None
+        assert await leases.release(first) is True
+        assert await leases.release(first) is False
+        assert await leases.renew([first], 60) == [False]
+        second = await leases.acquire("s1", "replica-a", 60)  # the same replica, a new hold
+        assert second == Lease("s1", "replica-a", first.epoch + 1)
+        assert await leases.renew([first, second], 60) == [False, True]
+
+
+async def test_renewal_answers_for_each_lease_of_a_batch(open_leases: Opener) -> None:
+    async with open_leases() as leases:
+        held = [await leases.acquire(f"s{n}", "replica-a", 60) for n in range(5)]
+        assert all(lease is not None for lease in held)
+        lost = held[2]
+        assert lost is not None
+        assert await leases.release(lost)
+        kept = await leases.renew([lease for lease in held if lease is not None], 60)
+        assert kept == [True, True, False, True, True]
+        assert await leases.renew([], 60) == []
+
+
+async def test_racing_replicas_get_one_winner_a_round_and_epochs_only_rise(
+    open_leases: Opener,
+) -> None:
+    rounds, replicas = 25, 3
+    winners: list[Lease] = []
+    async with AsyncExitStack() as stack:
+        tables = [await stack.enter_async_context(open_leases()) for _ in range(replicas)]
+
+        async def race(table: LeaseTable, name: str, won: list[Lease]) -> None:
+            lease = await table.acquire("contested", name, 60)
+            if lease is not None:
+                won.append(lease)
+
+        for _ in range(rounds):
+            won: list[Lease] = []
+            async with trio.open_nursery() as nursery:
+                for n, table in enumerate(tables):
+                    nursery.start_soon(race, table, f"replica-{n}", won)
+            assert len(won) == 1, won
+            winners.append(won[0])
+            assert await tables[0].release(won[0])  # checked against the holder it names
+
+    epochs = [lease.epoch for lease in winners]
+    assert epochs == list(range(1, rounds + 1))
