@@ -39,6 +39,54 @@ class SessionRecord:
     created_at: float = field(default_factory=time.time)
 
 
+def record_to_json(record: SessionRecord) -> dict[str, Any]:
+    """*record* as a JSON-ready object, for a shared store (`record_from_json` reads it)."""
+    return {
+        "sessionId": record.session_id,
+        "model": record.model,
+        "voice": record.voice,
+        "enableTranscription": record.enable_transcription,
+        "baseInstructions": record.base_instructions,
+        "callId": record.call_id,
+        "clientSecret": record.client_secret,
+        "expiresAt": record.expires_at,
+        "profile": record.profile,
+        "transcript": record.transcript.snapshot(),
+        "history": record.history,
+        "answeredCallIds": list(record.answered_call_ids),
+        "createdAt": record.created_at,
+    }
+
+
+def record_from_json(data: dict[str, Any], *, transcript_max_items: int | None) -> SessionRecord:
+    """The record `record_to_json` wrote.
+
+    Raises:
+        ValueError: *data* is not such a record.
+    """
+    try:
+        answered = RecentIds(CALL_IDS_REMEMBERED)
+        for call_id in data["answeredCallIds"]:
+            answered.add(str(call_id))
+        return SessionRecord(
+            session_id=str(data["sessionId"]),
+            model=str(data["model"]),
+            voice=data["voice"],
+            enable_transcription=bool(data["enableTranscription"]),
+            base_instructions=str(data["baseInstructions"]),
+            call_id=data["callId"],
+            client_secret=data["clientSecret"],
+            expires_at=data["expiresAt"],
+            profile=dict(data["profile"]),
+            transcript=Transcript.restore(data["transcript"], max_items=transcript_max_items),
+            history=data["history"],
+            answered_call_ids=answered,
+            created_at=float(data["createdAt"]),
+        )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not a session record: {exc!r}") from None
+
+
 class SessionStore(Protocol):
     """The session state interface; every method may block on I/O in a shared store."""
 

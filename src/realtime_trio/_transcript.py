@@ -256,6 +256,74 @@ class Transcript:
     def __len__(self) -> int:
         return len(self._items)
 
+    # -- kept elsewhere: a shared store, a takeover by another replica ----------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything needed to carry on where this transcript is (JSON-ready): each item
+        with its place (`seq`, `prev`), the dropped ids still remembered, the count of dropped
+        turns. Turns finalized but not yet taken are not part of it."""
+        return {
+            "items": [
+                {
+                    "id": node.item_id,
+                    "seq": node.seq,
+                    "prev": node.prev,
+                    "role": node.role,
+                    "kind": node.kind,
+                    "status": node.status,
+                    "text": node.text,
+                    "audioEndMs": node.audio_end_ms,
+                }
+                for node in self._items.values()
+            ],
+            "gone": list(self._gone),
+            "droppedEntries": self.dropped_entries,
+        }
+
+    @classmethod
+    def restore(cls, snapshot: dict[str, Any], *, max_items: int | None = None) -> Transcript:
+        """A transcript that goes on exactly as the one *snapshot* was taken from would.
+
+        Raises:
+            ValueError: *snapshot* is not one `snapshot()` made.
+        """
+        transcript = cls(max_items=max_items)
+        try:
+            for raw in snapshot["items"]:
+                status = raw["status"]
+                if status not in ("pending", "complete", "failed"):
+                    raise ValueError(f"unknown status {status!r}")
+                node = _Item(
+                    str(raw["id"]),
+                    seq=int(raw["seq"]),
+                    prev=raw["prev"],
+                    role=raw["role"],
+                    kind=raw["kind"],
+                    status=status,
+                    text=str(raw["text"]),
+                    audio_end_ms=raw["audioEndMs"],
+                )
+                transcript._items[node.item_id] = node
+            for item_id in snapshot["gone"]:
+                transcript._gone.add(str(item_id))
+            transcript.dropped_entries = int(snapshot["droppedEntries"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a transcript snapshot: {exc!r}") from None
+        items = transcript._items
+        seqs = [node.seq for node in items.values()]
+        # New items arrive after every kept one; new roots of a drop go before every root.
+        transcript._arrivals = count(max(seqs, default=-1) + 1)
+        transcript._front = count(min(min(seqs, default=0), 0) - 1, -1)
+        transcript._awaited_parents = {
+            node.prev
+            for node in items.values()
+            if node.prev is not None
+            and node.prev not in items
+            and node.prev not in transcript._gone
+        }
+        transcript._order = None
+        return transcript
+
     def _node(self, item_id: object) -> _Item | None:
         if not isinstance(item_id, str) or not item_id or item_id in self._gone:
             return None
