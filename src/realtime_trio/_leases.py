@@ -33,12 +33,15 @@ class LeaseTable(Protocol):
         ...
 
     async def renew(self, leases: Sequence[Lease], ttl_seconds: float) -> list[bool]:
-        """Extend each lease still held at its epoch; False for one lost (expired and taken,
-        or released)."""
+        """Extend each lease still held at its epoch; False for one lost (taken by another
+        replica, or released). A lease that expired while nobody took it is taken back at the
+        same epoch: after a store outage or a late renewal the holder carries on, since no
+        successor can have acted."""
         ...
 
     async def release(self, lease: Lease) -> bool:
-        """Give the lease up (a stopping replica), if still held at its epoch."""
+        """Give the lease up (a stopping replica), if still held at its epoch; the epoch moves
+        on, so a late renewal cannot take it back."""
         ...
 
     async def holder(self, session_id: str) -> Lease | None:
@@ -66,7 +69,10 @@ class MemoryLeaseTable:
     async def renew(self, leases: Sequence[Lease], ttl_seconds: float) -> list[bool]:
         kept = []
         for lease in leases:
-            held = self._current(lease.session_id) == lease
+            current = self._current(lease.session_id)
+            held = current == lease or (
+                current is None and self._epochs.get(lease.session_id) == lease.epoch
+            )
             if held:
                 self._held[lease.session_id] = (lease, self._clock() + ttl_seconds)
             kept.append(held)
@@ -76,6 +82,7 @@ class MemoryLeaseTable:
         if self._current(lease.session_id) != lease:
             return False
         del self._held[lease.session_id]
+        self._epochs[lease.session_id] += 1  # a change too: no late renewal takes it back
         return True
 
     async def holder(self, session_id: str) -> Lease | None:

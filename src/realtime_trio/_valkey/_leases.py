@@ -33,12 +33,21 @@ _ACQUIRE = _script(
     return epoch
     """
 )
+# KEYS: lease and epoch key of each lease, in pairs; ARGV: the ttl, then each holder value and
+# epoch. A lease whose key expired while nobody took it (the epoch is still the holder's: the
+# store was away, or the renewal late) is taken back at the same epoch.
 _RENEW = _script(
     """
     local kept = {}
-    for i, key in ipairs(KEYS) do
-        if redis.call('GET', key) == ARGV[i + 1] then
-            redis.call('PEXPIRE', key, ARGV[1])
+    for i = 1, #KEYS / 2 do
+        local lease, epoch = KEYS[2 * i - 1], KEYS[2 * i]
+        local mine, my_epoch = ARGV[2 * i], ARGV[2 * i + 1]
+        local current = redis.call('GET', lease)
+        if current == mine then
+            redis.call('PEXPIRE', lease, ARGV[1])
+            kept[i] = 1
+        elseif not current and redis.call('GET', epoch) == my_epoch then
+            redis.call('SET', lease, mine, 'PX', ARGV[1])
             kept[i] = 1
         else
             kept[i] = 0
@@ -47,10 +56,14 @@ _RENEW = _script(
     return kept
     """
 )
+# A release is a change of holder too: the epoch moves on, so the released hold cannot be
+# taken back by a late renewal.
 _RELEASE = _script(
     """
-    if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-    return 0
+    if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+    redis.call('DEL', KEYS[1])
+    redis.call('INCR', KEYS[2])
+    return 1
     """
 )
 
@@ -74,10 +87,13 @@ class ValkeyLeaseTable:
     def _lease_key(self, session_id: str) -> str:
         return f"{self._prefix}lease:{session_id}"
 
+    def _epoch_key(self, session_id: str) -> str:
+        return f"{self._prefix}epoch:{session_id}"
+
     async def acquire(self, session_id: str, replica: str, ttl_seconds: float) -> Lease | None:
         epoch = await self._client.invoke_script(
             _ACQUIRE,
-            keys=[self._lease_key(session_id), f"{self._prefix}epoch:{session_id}"],
+            keys=[self._lease_key(session_id), self._epoch_key(session_id)],
             args=[replica, str(_millis(ttl_seconds)), str(EPOCH_KEEP_SECONDS)],
         )
         if not isinstance(epoch, int) or epoch <= 0:
@@ -87,18 +103,20 @@ class ValkeyLeaseTable:
     async def renew(self, leases: Sequence[Lease], ttl_seconds: float) -> list[bool]:
         if not leases:
             return []
-        kept = await self._client.invoke_script(
-            _RENEW,
-            keys=[self._lease_key(lease.session_id) for lease in leases],
-            args=[str(_millis(ttl_seconds)), *(holder_value(lease) for lease in leases)],
-        )
+        keys, args = [], [str(_millis(ttl_seconds))]
+        for lease in leases:
+            keys += [self._lease_key(lease.session_id), self._epoch_key(lease.session_id)]
+            args += [holder_value(lease), str(lease.epoch)]
+        kept = await self._client.invoke_script(_RENEW, keys=keys, args=args)
         if not isinstance(kept, list):
             return [False] * len(leases)
         return [flag == 1 for flag in kept]
 
     async def release(self, lease: Lease) -> bool:
         released = await self._client.invoke_script(
-            _RELEASE, keys=[self._lease_key(lease.session_id)], args=[holder_value(lease)]
+            _RELEASE,
+            keys=[self._lease_key(lease.session_id), self._epoch_key(lease.session_id)],
+            args=[holder_value(lease)],
         )
         return bool(released == 1)
 
