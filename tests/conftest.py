@@ -7,7 +7,8 @@ is the server's own: settings kept out of the developer's environment, and a def
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -58,3 +59,34 @@ def valkey_url() -> Iterator[str]:
 
     with running_valkey() as url:
         yield url
+
+
+@pytest.fixture(params=["memory", "valkey"])
+def open_leases(request: pytest.FixtureRequest) -> Callable[[], Any]:
+    """Opens the test's lease table, in memory or on the session's Valkey server: each call a
+    new client (a replica) on the same keys."""
+    from contextlib import asynccontextmanager
+
+    from realtime_trio._leases import LeaseTable, MemoryLeaseTable
+    from realtime_trio._store_url import parse_store_url
+
+    if request.param == "memory":
+        shared = MemoryLeaseTable()
+
+        @asynccontextmanager
+        async def memory_leases() -> AsyncIterator[LeaseTable]:
+            yield shared
+
+        return memory_leases
+    url = parse_store_url(request.getfixturevalue("valkey_url"))
+    prefix = f"test:{uuid.uuid4().hex}:"
+
+    @asynccontextmanager
+    async def valkey_leases() -> AsyncIterator[LeaseTable]:
+        from realtime_trio._valkey._client import open_valkey
+        from realtime_trio._valkey._leases import ValkeyLeaseTable
+
+        async with open_valkey(url) as client:
+            yield ValkeyLeaseTable(client, prefix=prefix)
+
+    return valkey_leases

@@ -7,44 +7,16 @@ it renews or releases. And racing replicas: exactly one winner per round.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
-import pytest
 import trio
 
-from realtime_trio._leases import Lease, LeaseTable, MemoryLeaseTable
-from realtime_trio._store_url import parse_store_url
+from realtime_trio._leases import Lease, LeaseTable
 
 TTL = 0.3  # seconds: short, so expiry is seen quickly
 Opener = Callable[[], Any]
-
-
-@pytest.fixture(params=["memory", "valkey"])
-def open_leases(request: pytest.FixtureRequest) -> Opener:
-    """Opens the test's lease table: each call a new client (a replica) on the same keys."""
-    if request.param == "memory":
-        shared = MemoryLeaseTable()
-
-        @asynccontextmanager
-        async def memory_leases() -> AsyncIterator[LeaseTable]:
-            yield shared
-
-        return memory_leases
-    url = parse_store_url(request.getfixturevalue("valkey_url"))
-    prefix = f"test:{uuid.uuid4().hex}:"
-
-    @asynccontextmanager
-    async def valkey_leases() -> AsyncIterator[LeaseTable]:
-        from realtime_trio._valkey._client import open_valkey
-        from realtime_trio._valkey._leases import ValkeyLeaseTable
-
-        async with open_valkey(url) as client:
-            yield ValkeyLeaseTable(client, prefix=prefix)
-
-    return valkey_leases
 
 
 async def test_a_free_session_is_taken_at_epoch_one_and_then_refused_to_others(
