@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 
 from realtime_trio._config import Settings
+from realtime_trio._leases import LeaseTable, MemoryLeaseTable
+from realtime_trio._records import MemoryRecordTable, RecordTable
+from realtime_trio._store_url import parse_store_url
 from realtime_trio.testing import StartServer
 
 # Settings the tests set themselves; cleared from the environment so a developer's shell
@@ -61,32 +66,49 @@ def valkey_url() -> Iterator[str]:
         yield url
 
 
+@dataclass
+class Tables:
+    """One replica's view of the store: its lease and record tables on the same keys."""
+
+    leases: LeaseTable
+    records: RecordTable
+
+
 @pytest.fixture(params=["memory", "valkey"])
-def open_leases(request: pytest.FixtureRequest) -> Callable[[], Any]:
-    """Opens the test's lease table, in memory or on the session's Valkey server: each call a
-    new client (a replica) on the same keys."""
-    from contextlib import asynccontextmanager
-
-    from realtime_trio._leases import LeaseTable, MemoryLeaseTable
-    from realtime_trio._store_url import parse_store_url
-
+def open_tables(request: pytest.FixtureRequest) -> Callable[[], Any]:
+    """Opens the test's store, in memory or on the session's Valkey server: each call a new
+    client (a replica) on the same keys."""
     if request.param == "memory":
-        shared = MemoryLeaseTable()
+        leases = MemoryLeaseTable()
+        shared = Tables(leases, MemoryRecordTable(leases))
 
         @asynccontextmanager
-        async def memory_leases() -> AsyncIterator[LeaseTable]:
+        async def memory_tables() -> AsyncIterator[Tables]:
             yield shared
 
-        return memory_leases
+        return memory_tables
     url = parse_store_url(request.getfixturevalue("valkey_url"))
     prefix = f"test:{uuid.uuid4().hex}:"
 
     @asynccontextmanager
-    async def valkey_leases() -> AsyncIterator[LeaseTable]:
+    async def valkey_tables() -> AsyncIterator[Tables]:
         from realtime_trio._valkey._client import open_valkey
         from realtime_trio._valkey._leases import ValkeyLeaseTable
+        from realtime_trio._valkey._records import ValkeyRecordTable
 
         async with open_valkey(url) as client:
-            yield ValkeyLeaseTable(client, prefix=prefix)
+            yield Tables(ValkeyLeaseTable(client, prefix), ValkeyRecordTable(client, prefix))
 
-    return valkey_leases
+    return valkey_tables
+
+
+@pytest.fixture
+def open_leases(open_tables: Callable[[], Any]) -> Callable[[], Any]:
+    """`open_tables`, for its lease table alone."""
+
+    @asynccontextmanager
+    async def leases() -> AsyncIterator[LeaseTable]:
+        async with open_tables() as tables:
+            yield tables.leases
+
+    return leases

@@ -3,6 +3,9 @@
 Leases: one holder per session at a time, each change of holder a new and higher epoch (the
 fencing token); a holder that lost its lease (expired and taken, or released) is refused when
 it renews or releases. And racing replicas: exactly one winner per round.
+
+Records: read by any replica, created once per id, written only by the lease holder (or by
+anyone while nobody holds it), never by a holder that lost its lease.
 """
 
 from __future__ import annotations
@@ -123,3 +126,54 @@ async def test_racing_replicas_get_one_winner_a_round_and_epochs_only_rise(
     epochs = [lease.epoch for lease in winners]
     # Each round two changes of holder: taken (by one) and released.
     assert epochs == list(range(1, 2 * rounds, 2))
+
+
+# -- records -------------------------------------------------------------------------------
+
+
+async def test_any_replica_reads_a_record_and_a_new_id_is_created_once(open_tables: Opener) -> None:
+    async with open_tables() as one, open_tables() as other:
+        assert await one.records.create("s1", {"sessionId": "s1", "n": 1}, 60)
+        assert not await other.records.create("s1", {"sessionId": "s1", "n": 2}, 60)
+        assert await other.records.load("s1") == {"sessionId": "s1", "n": 1}
+        assert await other.records.load("s2") is None
+
+
+async def test_only_the_lease_holder_writes_a_held_session(open_tables: Opener) -> None:
+    async with open_tables() as tables:
+        records, leases = tables.records, tables.leases
+        assert await records.create("s1", {"n": 0}, 60)
+        assert await records.save("s1", {"n": 1}, 60, lease=None)  # nobody holds it yet
+
+        held = await leases.acquire("s1", "replica-a", 60)
+        assert held is not None
+        assert await records.save("s1", {"n": 2}, 60, lease=held)
+        assert not await records.save("s1", {"n": 3}, 60, lease=None)
+        assert not await records.save("s1", {"n": 4}, 60, lease=Lease("s1", "replica-b", 1))
+        assert await records.load("s1") == {"n": 2}
+
+
+async def test_a_paused_holder_cannot_write_over_its_successor(open_tables: Opener) -> None:
+    async with open_tables() as tables:
+        records, leases = tables.records, tables.leases
+        assert await records.create("s1", {"by": "nobody"}, 60)
+        old = await leases.acquire("s1", "replica-a", TTL)
+        assert old is not None
+        await trio.sleep(TTL + 0.1)
+        assert await records.save("s1", {"by": "a, late but untaken"}, 60, lease=old)
+
+        await trio.sleep(TTL + 0.1)
+        new = await leases.acquire("s1", "replica-b", 60)
+        assert new is not None
+        assert await records.save("s1", {"by": "b"}, 60, lease=new)
+        assert not await records.save("s1", {"by": "a, resumed"}, 60, lease=old)
+        assert await records.load("s1") == {"by": "b"}
+
+
+async def test_a_removed_record_is_gone_and_not_written_again(open_tables: Opener) -> None:
+    async with open_tables() as tables:
+        assert await tables.records.create("s1", {"n": 1}, 60)
+        assert await tables.records.remove("s1")
+        assert not await tables.records.remove("s1")
+        assert not await tables.records.save("s1", {"n": 2}, 60, lease=None)
+        assert await tables.records.load("s1") is None

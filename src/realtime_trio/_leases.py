@@ -88,6 +88,10 @@ class MemoryLeaseTable:
     async def holder(self, session_id: str) -> Lease | None:
         return self._current(session_id)
 
+    def epoch(self, session_id: str) -> int:
+        """The session's epoch now (0: never held)."""
+        return self._epochs.get(session_id, 0)
+
     def _current(self, session_id: str) -> Lease | None:
         held = self._held.get(session_id)
         if held is None:

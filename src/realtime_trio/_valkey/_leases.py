@@ -20,11 +20,11 @@ from .._leases import Lease
 EPOCH_KEEP_SECONDS = 7 * 24 * 3600
 
 
-def _script(code: str) -> Script:
+def make_script(code: str) -> Script:
     return Script(code)  # type: ignore[no-untyped-call]  # glide leaves its constructor untyped
 
 
-_ACQUIRE = _script(
+_ACQUIRE = make_script(
     """
     if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
     local epoch = redis.call('INCR', KEYS[2])
@@ -36,7 +36,7 @@ _ACQUIRE = _script(
 # KEYS: lease and epoch key of each lease, in pairs; ARGV: the ttl, then each holder value and
 # epoch. A lease whose key expired while nobody took it (the epoch is still the holder's: the
 # store was away, or the renewal late) is taken back at the same epoch.
-_RENEW = _script(
+_RENEW = make_script(
     """
     local kept = {}
     for i = 1, #KEYS / 2 do
@@ -58,7 +58,7 @@ _RENEW = _script(
 )
 # A release is a change of holder too: the epoch moves on, so the released hold cannot be
 # taken back by a late renewal.
-_RELEASE = _script(
+_RELEASE = make_script(
     """
     if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
     redis.call('DEL', KEYS[1])
