@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from realtime_trio._config import Settings
+from realtime_trio._inbox import Inbox, MemoryInbox
 from realtime_trio._leases import LeaseTable, MemoryLeaseTable
 from realtime_trio._records import MemoryRecordTable, RecordTable
 from realtime_trio._store_url import parse_store_url
@@ -72,6 +73,7 @@ class Tables:
 
     leases: LeaseTable
     records: RecordTable
+    inbox: Inbox
 
 
 @pytest.fixture(params=["memory", "valkey"])
@@ -80,7 +82,7 @@ def open_tables(request: pytest.FixtureRequest) -> Callable[[], Any]:
     client (a replica) on the same keys."""
     if request.param == "memory":
         leases = MemoryLeaseTable()
-        shared = Tables(leases, MemoryRecordTable(leases))
+        shared = Tables(leases, MemoryRecordTable(leases), MemoryInbox())
 
         @asynccontextmanager
         async def memory_tables() -> AsyncIterator[Tables]:
@@ -93,11 +95,16 @@ def open_tables(request: pytest.FixtureRequest) -> Callable[[], Any]:
     @asynccontextmanager
     async def valkey_tables() -> AsyncIterator[Tables]:
         from realtime_trio._valkey._client import open_valkey
+        from realtime_trio._valkey._inbox import ValkeyInbox
         from realtime_trio._valkey._leases import ValkeyLeaseTable
         from realtime_trio._valkey._records import ValkeyRecordTable
 
         async with open_valkey(url) as client:
-            yield Tables(ValkeyLeaseTable(client, prefix), ValkeyRecordTable(client, prefix))
+            yield Tables(
+                ValkeyLeaseTable(client, prefix),
+                ValkeyRecordTable(client, prefix),
+                ValkeyInbox(client, prefix),
+            )
 
     return valkey_tables
 

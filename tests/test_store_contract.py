@@ -5,7 +5,8 @@ fencing token); a holder that lost its lease (expired and taken, or released) is
 it renews or releases. And racing replicas: exactly one winner per round.
 
 Records: read by any replica, created once per id, written only by the lease holder (or by
-anyone while nobody holds it), never by a holder that lost its lease.
+anyone while nobody holds it), never by a holder that lost its lease. Inboxes: a replica gets
+its own messages, in order, and none past its deadline.
 """
 
 from __future__ import annotations
@@ -177,3 +178,29 @@ async def test_a_removed_record_is_gone_and_not_written_again(open_tables: Opene
         assert not await tables.records.remove("s1")
         assert not await tables.records.save("s1", {"n": 2}, 60, lease=None)
         assert await tables.records.load("s1") is None
+
+
+# -- inboxes -------------------------------------------------------------------------------
+
+
+async def test_a_message_reaches_its_replica_alone_in_order(open_tables: Opener) -> None:
+    async with open_tables() as sender, open_tables() as receiver:
+        for n in range(3):
+            await sender.inbox.send("replica-b", {"op": "push", "n": n}, 10)
+        await sender.inbox.send("replica-c", {"op": "other"}, 10)
+
+        assert await receiver.inbox.receive("replica-b") == [
+            {"op": "push", "n": 0},
+            {"op": "push", "n": 1},
+            {"op": "push", "n": 2},
+        ]
+        assert await receiver.inbox.receive("replica-b") == []
+        assert await receiver.inbox.receive("replica-c") == [{"op": "other"}]
+
+
+async def test_a_message_past_its_deadline_is_dropped_unread(open_tables: Opener) -> None:
+    async with open_tables() as tables:
+        await tables.inbox.send("replica-b", {"op": "stale"}, 0.05)
+        await tables.inbox.send("replica-b", {"op": "fresh"}, 10)
+        await trio.sleep(0.1)
+        assert await tables.inbox.receive("replica-b") == [{"op": "fresh"}]
