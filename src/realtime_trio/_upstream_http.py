@@ -222,9 +222,9 @@ class UpstreamHTTP:
         parts = urlsplit(base_url)
         self._secure = parts.scheme == "https"
         self._host = parts.hostname or ""
-        self._port = parts.port or (443 if self._secure else 80)
-        self._prefix = parts.path.rstrip("/")
         default_port = 443 if self._secure else 80
+        self._port = parts.port or default_port
+        self._prefix = parts.path.rstrip("/")
         authority = self._host if self._port == default_port else f"{self._host}:{self._port}"
         self._fixed_headers = [
             (b"host", authority.encode()),
@@ -303,7 +303,7 @@ class UpstreamHTTP:
             connection = self._idle.pop()
             if connection.usable():
                 return connection
-            _close_now(connection.stream)
+            connection.socket.close()  # not worth a goodbye (nor an await)
         return None
 
     async def _connect(self) -> _Connection:
@@ -334,15 +334,6 @@ class UpstreamHTTP:
         idle, self._idle = self._idle, []
         for connection in idle:
             await trio.aclose_forcefully(connection.stream)
-
-
-def _close_now(stream: trio.abc.Stream) -> None:
-    """Close *stream* without awaiting (the socket of a connection not worth a goodbye)."""
-    socket = getattr(stream, "socket", None) or getattr(
-        getattr(stream, "transport_stream", None), "socket", None
-    )
-    if socket is not None:
-        socket.close()
 
 
 class Transport(Protocol):
