@@ -13,15 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from glide import GlideClient, Script
+from glide import GlideClient
 
 from .._leases import Lease
+from ._scripts import make_script, millis
 
 EPOCH_KEEP_SECONDS = 7 * 24 * 3600
-
-
-def make_script(code: str) -> Script:
-    return Script(code)  # type: ignore[no-untyped-call]  # glide leaves its constructor untyped
 
 
 _ACQUIRE = make_script(
@@ -94,7 +91,7 @@ class ValkeyLeaseTable:
         epoch = await self._client.invoke_script(
             _ACQUIRE,
             keys=[self._lease_key(session_id), self._epoch_key(session_id)],
-            args=[replica, str(_millis(ttl_seconds)), str(EPOCH_KEEP_SECONDS)],
+            args=[replica, str(millis(ttl_seconds)), str(EPOCH_KEEP_SECONDS)],
         )
         if not isinstance(epoch, int) or epoch <= 0:
             return None
@@ -103,7 +100,7 @@ class ValkeyLeaseTable:
     async def renew(self, leases: Sequence[Lease], ttl_seconds: float) -> list[bool]:
         if not leases:
             return []
-        keys, args = [], [str(_millis(ttl_seconds))]
+        keys, args = [], [str(millis(ttl_seconds))]
         for lease in leases:
             keys += [self._lease_key(lease.session_id), self._epoch_key(lease.session_id)]
             args += [holder_value(lease), str(lease.epoch)]
@@ -126,7 +123,3 @@ class ValkeyLeaseTable:
             return None
         epoch, _, replica = (value.decode() if isinstance(value, bytes) else value).partition(":")
         return Lease(session_id, replica, int(epoch))
-
-
-def _millis(seconds: float) -> int:
-    return max(1, round(seconds * 1000))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from glide import GlideClient
 
-from ._leases import make_script
+from ._scripts import make_script
 
 # KEYS: the bucket. ARGV: capacity, per minute. Answers 0 (taken) or the milliseconds to wait.
 _TAKE = make_script(

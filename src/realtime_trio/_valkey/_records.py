@@ -13,7 +13,8 @@ import orjson
 from glide import ConditionalChange, ExpirySet, ExpiryType, GlideClient
 
 from .._leases import Lease
-from ._leases import holder_value, make_script
+from ._leases import holder_value
+from ._scripts import make_script, millis
 
 # KEYS: record, lease, epoch. ARGV: the record, its ttl in ms, the holder value and epoch
 # (both empty: a write with no lease, allowed only while nobody holds one).
@@ -47,7 +48,7 @@ class ValkeyRecordTable:
             self._key(session_id),
             orjson.dumps(record),
             conditional_set=ConditionalChange.ONLY_IF_DOES_NOT_EXIST,
-            expiry=ExpirySet(ExpiryType.MILLSEC, _millis(ttl_seconds)),
+            expiry=ExpirySet(ExpiryType.MILLSEC, millis(ttl_seconds)),
         )
         return answer == "OK"
 
@@ -70,7 +71,7 @@ class ValkeyRecordTable:
             ],
             args=[
                 orjson.dumps(record),
-                str(_millis(ttl_seconds)),
+                str(millis(ttl_seconds)),
                 "" if lease is None else holder_value(lease),
                 "" if lease is None else str(lease.epoch),
             ],
@@ -79,7 +80,3 @@ class ValkeyRecordTable:
 
     async def remove(self, session_id: str) -> bool:
         return bool(await self._client.delete([self._key(session_id)]) == 1)
-
-
-def _millis(seconds: float) -> int:
-    return max(1, round(seconds * 1000))
