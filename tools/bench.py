@@ -29,7 +29,7 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -571,6 +571,13 @@ async def minting(bench: Bench) -> dict[str, Any]:
     return figures
 
 
+def _running_tool(script: str, *, ready_path: str) -> AbstractAsyncContextManager[Process]:
+    """One of the bench's own servers (a script beside this one, taking `--port`), running."""
+    port = free_port()
+    argv = [sys.executable, str(Path(__file__).with_name(script)), "--port", str(port)]
+    return running(script, argv, env={}, ready_path=ready_path, port=port)
+
+
 async def _minting_on_a_stand_in(bench: Bench) -> dict[str, Any]:
     """The same requests to a server whose upstream costs next to nothing (`bench_upstream`),
     logging at INFO as in production, a fresh server for each path: what the server can mint
@@ -579,20 +586,8 @@ async def _minting_on_a_stand_in(bench: Bench) -> dict[str, Any]:
     seconds = bench.sizes.mint_seconds
     figures: dict[str, Any] = {}
     async with AsyncExitStack() as stack:
-        upstream_port = free_port()
         upstream = await stack.enter_async_context(
-            running(
-                "stand-in",
-                [
-                    sys.executable,
-                    str(Path(__file__).with_name("bench_upstream.py")),
-                    "--port",
-                    str(upstream_port),
-                ],
-                env={},
-                ready_path="/v1/realtime/client_secrets",
-                port=upstream_port,
-            )
+            _running_tool("bench_upstream.py", ready_path="/v1/realtime/client_secrets")
         )
         for name, path in (("session", "/session"), ("token", "/token")):
             port = free_port()
@@ -607,19 +602,7 @@ async def _minting_on_a_stand_in(bench: Bench) -> dict[str, Any]:
                 figures[f"{name}.c{CONCURRENCY}"] = await _metered_load(
                     stand_in, server.url, "POST", path, {}, CONCURRENCY, seconds
                 )
-        port = free_port()
-        async with running(
-            "bare-app",
-            [
-                sys.executable,
-                str(Path(__file__).with_name("bench_bare_app.py")),
-                "--port",
-                str(port),
-            ],
-            env={},
-            ready_path="/healthz",
-            port=port,
-        ) as bare:
+        async with _running_tool("bench_bare_app.py", ready_path="/healthz") as bare:
             figures[f"bareRoute.c{CONCURRENCY}"] = await _metered_load(
                 replace(bench, server=bare), bare.url, "POST", "/token", {}, CONCURRENCY, seconds
             )

@@ -18,37 +18,13 @@ from functools import partial
 
 import trio
 
+from realtime_trio.simulator.sessions import realtime_session
+
+# The simulator's own session object: the real API's shape, built by the code that builds it there.
 SECRET_ANSWER = {
     "value": "ek_bench_0123456789abcdef0123456789abcdef",
     "expires_at": int(time.time()) + 3600,
-    "session": {
-        "type": "realtime",
-        "object": "realtime.session",
-        "id": "sess_bench",
-        "model": "gpt-realtime",
-        "output_modalities": ["audio"],
-        "instructions": "",
-        "tools": [],
-        "tool_choice": "auto",
-        "max_output_tokens": "inf",
-        "tracing": None,
-        "truncation": "auto",
-        "prompt": None,
-        "include": None,
-        "audio": {
-            "input": {
-                "format": {"type": "audio/pcm", "rate": 24000},
-                "noise_reduction": None,
-                "transcription": None,
-                "turn_detection": None,
-            },
-            "output": {
-                "format": {"type": "audio/pcm", "rate": 24000},
-                "voice": "alloy",
-                "speed": 1,
-            },
-        },
-    },
+    "session": realtime_session({"type": "realtime"}),
 }
 PATH = b"/v1/realtime/client_secrets"
 
