@@ -204,3 +204,88 @@ async def test_a_message_past_its_deadline_is_dropped_unread(open_tables: Opener
         await tables.inbox.send("replica-b", {"op": "fresh"}, 10)
         await trio.sleep(0.1)
         assert await tables.inbox.receive("replica-b") == [{"op": "fresh"}]
+
+
+async def test_a_lease_handed_over_moves_in_one_step_to_a_higher_epoch(open_leases: Opener) -> None:
+    async with open_leases() as leases:
+        old = await leases.acquire("s1", "replica-a", TTL)
+        assert old is not None
+        moved = await leases.transfer(old, "replica-b", TTL)
+        assert moved == Lease("s1", "replica-b", old.epoch + 1)
+        assert await leases.holder("s1") == moved
+        assert await leases.orphans(10) == []  # never free in between: nobody else takes it
+        # The old holder's hold is over: renewing, releasing or handing it over is refused.
+        assert await leases.renew([old], TTL) == [False]
+        assert await leases.transfer(old, "replica-c", TTL) is None
+        assert await leases.release(old) is False
+
+
+async def test_unheld_sessions_are_offered_for_takeover_until_forgotten(
+    open_leases: Opener,
+) -> None:
+    async with open_leases() as leases:
+        kept = await leases.acquire("kept", "replica-a", TTL)
+        dead = await leases.acquire("dead", "replica-a", TTL)
+        stopping = await leases.acquire("stopping", "replica-a", TTL)
+        ended = await leases.acquire("ended", "replica-a", TTL)
+        assert kept and dead and stopping and ended
+        assert await leases.orphans(10) == []
+
+        assert await leases.release(stopping)  # a replica that stops: offered at once
+        assert await leases.forget(ended)  # a session that ended: never offered
+        assert await leases.orphans(10) == ["stopping"]
+
+        await trio.sleep(TTL / 2)
+        assert await leases.renew([kept], TTL) == [True]
+        await trio.sleep(TTL / 2 + 0.1)  # "dead"'s holder stopped renewing
+        assert sorted(await leases.orphans(10)) == ["dead", "stopping"]
+        assert len(await leases.orphans(1)) == 1
+
+        taken = await leases.acquire("dead", "replica-b", TTL)
+        assert taken is not None
+        assert await leases.orphans(10) == ["stopping"]
+        assert await leases.forget(dead) is False  # not its holder any more
+
+
+async def test_replicas_alive_are_counted_by_their_heartbeats(open_leases: Opener) -> None:
+    async with open_leases() as leases:
+        assert await leases.heartbeat("replica-a", TTL) == 1
+        assert await leases.heartbeat("replica-b", TTL) == 2
+        await trio.sleep(TTL + 0.1)
+        assert await leases.heartbeat("replica-b", TTL) == 1  # replica-a went quiet
+
+
+async def test_a_function_call_is_claimed_once_across_holders_and_never_by_a_fenced_one(
+    open_tables: Opener,
+) -> None:
+    async with open_tables() as tables:
+        records, leases = tables.records, tables.leases
+        assert await records.create("s1", {"n": 0}, 60)
+        first = await leases.acquire("s1", "replica-a", TTL)
+        assert first is not None
+        assert await records.claim_call("s1", "call_1", first, 60) is True
+        assert await records.claim_call("s1", "call_1", first, 60) is False
+
+        await trio.sleep(TTL + 0.1)  # replica-a paused past its lease
+        second = await leases.acquire("s1", "replica-b", TTL)
+        assert second is not None
+        assert await records.claim_call("s1", "call_1", second, 60) is False  # answered before
+        assert await records.claim_call("s1", "call_2", second, 60) is True
+        # replica-a resumes with a call it saw: it must not answer it.
+        assert await records.claim_call("s1", "call_3", first, 60) is None
+
+
+async def test_a_batch_of_writes_is_fenced_record_by_record(open_tables: Opener) -> None:
+    async with open_tables() as tables:
+        records, leases = tables.records, tables.leases
+        for session in ("s1", "s2"):
+            assert await records.create(session, {"n": 0}, 60)
+        held = await leases.acquire("s1", "replica-a", TTL)
+        lost = await leases.acquire("s2", "replica-a", TTL)
+        assert held is not None and lost is not None
+        moved = await leases.transfer(lost, "replica-b", TTL)
+        assert moved is not None
+        saved = await records.save_many([("s1", {"n": 1}, held), ("s2", {"n": 1}, lost)], 60)
+        assert saved == [True, False]
+        assert await records.load("s1") == {"n": 1}
+        assert await records.load("s2") == {"n": 0}

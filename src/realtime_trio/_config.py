@@ -6,11 +6,15 @@ No module reads the environment on its own: `Settings` is built at start-up and 
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ._store_url import StoreURL, parse_store_url
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 SidebandAuth = Literal["api_key", "client_secret"]
@@ -209,6 +213,28 @@ class Settings(BaseSettings):
         description="Sideband WebSocket client: websockets (fast) or trio-websocket (previous).",
     )
 
+    store_url: SecretStr = Field(
+        default=SecretStr("memory://"),
+        description="Where session state lives: memory:// (this process alone) or "
+        "valkey://[user:password@]host:port[/db] (valkeys:// for TLS; redis:// and rediss:// "
+        "too), shared by every replica.",
+    )
+    store_key_prefix: str = Field(
+        default="realtime-trio:",
+        description="The prefix of every key this server writes in a shared store.",
+    )
+    replica_id: str | None = Field(
+        default=None,
+        description="This replica's name in the shared store and in GET /session/{id} "
+        "(default: host name and process id).",
+    )
+    sideband_lease_seconds: float = Field(
+        default=3,
+        gt=0,
+        description="How long a replica's hold on its sidebands lasts without renewal; a dead "
+        "replica's sidebands are taken over within this plus a second or two.",
+    )
+
     @field_validator("log_level", "sideband_auth", "sideband_transport", mode="before")
     @classmethod
     def _normalise_case(cls, value: object, info: ValidationInfo) -> object:
@@ -222,6 +248,20 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("store_url")
+    @classmethod
+    def _check_store_url(cls, value: SecretStr) -> SecretStr:
+        parse_store_url(value.get_secret_value())  # a StoreURLError never holds the password
+        return value
+
+    def store(self) -> StoreURL:
+        """`STORE_URL`, parsed."""
+        return parse_store_url(self.store_url.get_secret_value())
+
+    def replica_name(self) -> str:
+        """`REPLICA_ID`, or this incarnation's host name and process id."""
+        return self.replica_id or f"{socket.gethostname()}-{os.getpid()}"
 
     @property
     def realtime_ws_url(self) -> str:

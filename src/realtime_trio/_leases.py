@@ -48,6 +48,26 @@ class LeaseTable(Protocol):
         """The session's current lease, if one is held."""
         ...
 
+    async def transfer(self, lease: Lease, replica: str, ttl_seconds: float) -> Lease | None:
+        """Hand the lease to *replica* in one step (a higher epoch), if still held at its
+        epoch: no other replica can take the session between the two holders."""
+        ...
+
+    async def forget(self, lease: Lease) -> bool:
+        """The session ended: drop its lease (the epoch moves on) and stop offering it for
+        takeover, if still held at its epoch."""
+        ...
+
+    async def orphans(self, limit: int) -> list[str]:
+        """Up to *limit* sessions nobody holds (their holder died, stopped or was paused past
+        its lease) that were not forgotten: the ones to take over."""
+        ...
+
+    async def heartbeat(self, replica: str, ttl_seconds: float) -> int:
+        """Note *replica* alive for *ttl_seconds*; how many replicas are alive now (takeovers
+        are shared out by it)."""
+        ...
+
 
 class MemoryLeaseTable:
     """`LeaseTable` in this process's memory, on an injectable monotonic clock."""
@@ -56,6 +76,8 @@ class MemoryLeaseTable:
         self._clock = clock
         self._held: dict[str, tuple[Lease, float]] = {}  # session -> (lease, expires at)
         self._epochs: dict[str, int] = {}
+        self._offered: set[str] = set()  # sessions not forgotten: taken over when unheld
+        self._replicas: dict[str, float] = {}  # replica -> alive until
 
     async def acquire(self, session_id: str, replica: str, ttl_seconds: float) -> Lease | None:
         if self._current(session_id) is not None:
@@ -64,6 +86,7 @@ class MemoryLeaseTable:
         self._epochs[session_id] = epoch
         lease = Lease(session_id, replica, epoch)
         self._held[session_id] = (lease, self._clock() + ttl_seconds)
+        self._offered.add(session_id)
         return lease
 
     async def renew(self, leases: Sequence[Lease], ttl_seconds: float) -> list[bool]:
@@ -87,6 +110,30 @@ class MemoryLeaseTable:
 
     async def holder(self, session_id: str) -> Lease | None:
         return self._current(session_id)
+
+    async def transfer(self, lease: Lease, replica: str, ttl_seconds: float) -> Lease | None:
+        if self._current(lease.session_id) != lease:
+            return None
+        epoch = self._epochs[lease.session_id] = self._epochs[lease.session_id] + 1
+        moved = Lease(lease.session_id, replica, epoch)
+        self._held[lease.session_id] = (moved, self._clock() + ttl_seconds)
+        return moved
+
+    async def forget(self, lease: Lease) -> bool:
+        if not await self.release(lease):
+            return False
+        self._offered.discard(lease.session_id)
+        return True
+
+    async def orphans(self, limit: int) -> list[str]:
+        unheld = [s for s in self._offered if self._current(s) is None]
+        return unheld[:limit]
+
+    async def heartbeat(self, replica: str, ttl_seconds: float) -> int:
+        now = self._clock()
+        self._replicas[replica] = now + ttl_seconds
+        self._replicas = {name: until for name, until in self._replicas.items() if until > now}
+        return len(self._replicas)
 
     def epoch(self, session_id: str) -> int:
         """The session's epoch now (0: never held)."""

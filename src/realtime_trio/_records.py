@@ -31,6 +31,21 @@ class RecordTable(Protocol):
         (no lease) if nobody holds one and the session still exists. False when refused."""
         ...
 
+    async def save_many(
+        self, records: list[tuple[str, dict[str, Any], Lease]], ttl_seconds: float
+    ) -> list[bool]:
+        """`save` each (session, record, lease) in one round trip: a replica's batched
+        writes. False for each one refused."""
+        ...
+
+    async def claim_call(
+        self, session_id: str, call_id: str, lease: Lease, ttl_seconds: float
+    ) -> bool | None:
+        """Note that the function call *call_id* is being answered, under *lease*: True the
+        first time, False if it was claimed before (by this holder or an earlier one), None when
+        the lease is no longer the session's (the caller must not answer it)."""
+        ...
+
     async def remove(self, session_id: str) -> bool: ...
 
 
@@ -41,6 +56,7 @@ class MemoryRecordTable:
     def __init__(self, leases: MemoryLeaseTable) -> None:
         self._leases = leases
         self._records: dict[str, dict[str, Any]] = {}
+        self._calls: dict[str, set[str]] = {}
 
     async def create(self, session_id: str, record: dict[str, Any], ttl_seconds: float) -> bool:
         if session_id in self._records:
@@ -56,16 +72,34 @@ class MemoryRecordTable:
     ) -> bool:
         if session_id not in self._records:
             return False
-        holder = await self._leases.holder(session_id)
-        if lease is None:
-            allowed = holder is None
-        else:
-            allowed = holder == lease or (
-                holder is None and self._leases.epoch(session_id) == lease.epoch
-            )
+        allowed = await self._fenced(session_id, lease)
         if allowed:
             self._records[session_id] = record
         return allowed
 
+    async def save_many(
+        self, records: list[tuple[str, dict[str, Any], Lease]], ttl_seconds: float
+    ) -> list[bool]:
+        return [await self.save(s, record, ttl_seconds, lease) for s, record, lease in records]
+
+    async def claim_call(
+        self, session_id: str, call_id: str, lease: Lease, ttl_seconds: float
+    ) -> bool | None:
+        if not await self._fenced(session_id, lease):
+            return None
+        claimed = self._calls.setdefault(session_id, set())
+        if call_id in claimed:
+            return False
+        claimed.add(call_id)
+        return True
+
+    async def _fenced(self, session_id: str, lease: Lease | None) -> bool:
+        """Whether a write under *lease* (None: nobody's) may happen now."""
+        holder = await self._leases.holder(session_id)
+        if lease is None:
+            return holder is None
+        return holder == lease or (holder is None and self._leases.epoch(session_id) == lease.epoch)
+
     async def remove(self, session_id: str) -> bool:
+        self._calls.pop(session_id, None)
         return self._records.pop(session_id, None) is not None

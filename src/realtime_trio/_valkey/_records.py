@@ -16,19 +16,44 @@ from .._leases import Lease
 from ._leases import holder_value
 from ._scripts import make_script, millis
 
-# KEYS: record, lease, epoch. ARGV: the record, its ttl in ms, the holder value and epoch
-# (both empty: a write with no lease, allowed only while nobody holds one).
+# The fence: whether a write under the holder value ARGV[h] at epoch ARGV[h + 1] (both empty:
+# no lease, allowed only while nobody holds one) may happen, given the lease and epoch keys.
+_FENCE = """
+local function fenced(lease_key, epoch_key, mine, my_epoch)
+    local current = redis.call('GET', lease_key)
+    if mine == '' then return not current end
+    if current == mine then return true end
+    return (not current) and redis.call('GET', epoch_key) == my_epoch
+end
+"""
+
+# KEYS: record, lease, epoch of each record, in triples. ARGV: the ttl in ms, then each record,
+# holder value and epoch. One script for a replica's whole batch of writes.
 _SAVE = make_script(
-    """
-    if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-    local current = redis.call('GET', KEYS[2])
-    if ARGV[3] == '' then
-        if current then return 0 end
-    elseif current ~= ARGV[3] then
-        if current or redis.call('GET', KEYS[3]) ~= ARGV[4] then return 0 end
+    _FENCE
+    + """
+    local saved = {}
+    for i = 1, #KEYS / 3 do
+        local record = KEYS[3 * i - 2]
+        saved[i] = 0
+        if redis.call('EXISTS', record) == 1
+            and fenced(KEYS[3 * i - 1], KEYS[3 * i], ARGV[3 * i], ARGV[3 * i + 1]) then
+            redis.call('SET', record, ARGV[3 * i - 1], 'PX', ARGV[1])
+            saved[i] = 1
+        end
     end
-    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-    return 1
+    return saved
+    """
+)
+
+# KEYS: the session's answered calls, lease, epoch. ARGV: call id, holder value, epoch, ttl ms.
+_CLAIM_CALL = make_script(
+    _FENCE
+    + """
+    if not fenced(KEYS[2], KEYS[3], ARGV[2], ARGV[3]) then return -1 end
+    local added = redis.call('SADD', KEYS[1], ARGV[1])
+    redis.call('PEXPIRE', KEYS[1], ARGV[4])
+    return added
     """
 )
 
@@ -59,24 +84,53 @@ class ValkeyRecordTable:
         record = orjson.loads(raw)
         return record if isinstance(record, dict) else None
 
+    def _fence_keys(self, session_id: str) -> list[str]:
+        return [f"{self._prefix}lease:{session_id}", f"{self._prefix}epoch:{session_id}"]
+
     async def save(
         self, session_id: str, record: dict[str, Any], ttl_seconds: float, lease: Lease | None
     ) -> bool:
-        saved = await self._client.invoke_script(
-            _SAVE,
-            keys=[
-                self._key(session_id),
-                f"{self._prefix}lease:{session_id}",
-                f"{self._prefix}epoch:{session_id}",
-            ],
-            args=[
-                orjson.dumps(record),
-                str(millis(ttl_seconds)),
-                "" if lease is None else holder_value(lease),
-                "" if lease is None else str(lease.epoch),
-            ],
+        keys = [self._key(session_id), *self._fence_keys(session_id)]
+        args = [str(millis(ttl_seconds)), *_fenced_write(record, lease)]
+        saved = await self._client.invoke_script(_SAVE, keys=keys, args=args)
+        return isinstance(saved, list) and saved == [1]
+
+    async def save_many(
+        self, records: list[tuple[str, dict[str, Any], Lease]], ttl_seconds: float
+    ) -> list[bool]:
+        if not records:
+            return []
+        keys: list[str] = []
+        args: list[str | bytes] = [str(millis(ttl_seconds))]
+        for session_id, record, lease in records:
+            keys += [self._key(session_id), *self._fence_keys(session_id)]
+            args += _fenced_write(record, lease)
+        saved = await self._client.invoke_script(_SAVE, keys=keys, args=args)
+        if not isinstance(saved, list):
+            return [False] * len(records)
+        return [flag == 1 for flag in saved]
+
+    async def claim_call(
+        self, session_id: str, call_id: str, lease: Lease, ttl_seconds: float
+    ) -> bool | None:
+        claimed = await self._client.invoke_script(
+            _CLAIM_CALL,
+            keys=[f"{self._prefix}calls:{session_id}", *self._fence_keys(session_id)],
+            args=[call_id, holder_value(lease), str(lease.epoch), str(millis(ttl_seconds))],
         )
-        return bool(saved == 1)
+        if claimed == -1:
+            return None
+        return bool(claimed == 1)
 
     async def remove(self, session_id: str) -> bool:
-        return bool(await self._client.delete([self._key(session_id)]) == 1)
+        removed = await self._client.delete(
+            [self._key(session_id), f"{self._prefix}calls:{session_id}"]
+        )
+        return bool(removed >= 1)
+
+
+def _fenced_write(record: dict[str, Any], lease: Lease | None) -> list[str | bytes]:
+    """A record's ARGV triple: its JSON, the holder value and the epoch (empty: no lease)."""
+    if lease is None:
+        return [orjson.dumps(record), "", ""]
+    return [orjson.dumps(record), holder_value(lease), str(lease.epoch)]
