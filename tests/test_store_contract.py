@@ -228,7 +228,10 @@ async def test_unheld_sessions_are_offered_for_takeover_until_forgotten(
         dead = await leases.acquire("dead", "replica-a", TTL)
         stopping = await leases.acquire("stopping", "replica-a", TTL)
         ended = await leases.acquire("ended", "replica-a", TTL)
-        assert kept and dead and stopping and ended
+        assert kept is not None
+        assert dead is not None
+        assert stopping is not None
+        assert ended is not None
         assert await leases.orphans(10) == []
 
         assert await leases.release(stopping)  # a replica that stops: offered at once
@@ -282,7 +285,8 @@ async def test_a_batch_of_writes_is_fenced_record_by_record(open_tables: Opener)
             assert await records.create(session, {"n": 0}, 60)
         held = await leases.acquire("s1", "replica-a", TTL)
         lost = await leases.acquire("s2", "replica-a", TTL)
-        assert held is not None and lost is not None
+        assert held is not None
+        assert lost is not None
         moved = await leases.transfer(lost, "replica-b", TTL)
         assert moved is not None
         saved = await records.save_many([("s1", {"n": 1}, held), ("s2", {"n": 1}, lost)], 60)
