@@ -3,7 +3,9 @@ FROM python:3.12-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install --no-cache-dir --prefix=/install .
+# The valkey extra (valkey-glide, anyio[trio]) lets the image run against a shared store
+# (STORE_URL=valkey://...); with the default memory:// none of it is imported.
+RUN pip install --no-cache-dir --prefix=/install '.[valkey]'
 
 FROM python:3.12-slim
 ENV PYTHONUNBUFFERED=1 \
@@ -15,6 +17,8 @@ COPY --from=build /install /usr/local
 USER app
 WORKDIR /home/app
 EXPOSE 3001
+# Liveness only (/healthz never calls the store): a store outage must not mark replicas
+# unhealthy while their live calls carry on. Load balancers ask /readyz instead.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '3001'), timeout=3)"]
 # SIGTERM (docker stop) makes the server stop accepting, finish in-flight requests and exit 0.
