@@ -268,12 +268,15 @@ async def test_a_function_call_is_claimed_once_across_holders_and_never_by_a_fen
         assert first is not None
         assert await records.claim_call("s1", "call_1", first, 60) is True
         assert await records.claim_call("s1", "call_1", first, 60) is False
+        await records.call_answered("s1", "call_1", first, 60)
+        assert await records.claim_call("s1", "call_2", first, 60) is True  # then it "dies"
 
         await trio.sleep(TTL + 0.1)  # replica-a paused past its lease
         second = await leases.acquire("s1", "replica-b", TTL)
         assert second is not None
         assert await records.claim_call("s1", "call_1", second, 60) is False  # answered before
-        assert await records.claim_call("s1", "call_2", second, 60) is True
+        assert await records.claim_call("s1", "call_2", second, 60) is True  # never answered
+        assert await records.claim_call("s1", "call_2", second, 60) is False
         # replica-a resumes with a call it saw: it must not answer it.
         assert await records.claim_call("s1", "call_3", first, 60) is None
 

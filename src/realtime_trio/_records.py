@@ -42,8 +42,16 @@ class RecordTable(Protocol):
         self, session_id: str, call_id: str, lease: Lease, ttl_seconds: float
     ) -> bool | None:
         """Note that the function call *call_id* is being answered, under *lease*: True the
-        first time, False if it was claimed before (by this holder or an earlier one), None when
-        the lease is no longer the session's (the caller must not answer it)."""
+        first time, False if it was claimed before (by this holder, or answered by an earlier
+        one), None when the lease is no longer the session's (the caller must not answer it).
+        A call an earlier holder claimed but never answered (it died meanwhile) is claimed
+        again (True)."""
+        ...
+
+    async def call_answered(
+        self, session_id: str, call_id: str, lease: Lease, ttl_seconds: float
+    ) -> None:
+        """Note *call_id*'s answer delivered: no later holder claims it again."""
         ...
 
     async def remove(self, session_id: str) -> bool: ...
@@ -56,7 +64,7 @@ class MemoryRecordTable:
     def __init__(self, leases: MemoryLeaseTable) -> None:
         self._leases = leases
         self._records: dict[str, dict[str, Any]] = {}
-        self._calls: dict[str, set[str]] = {}
+        self._calls: dict[str, dict[str, int | None]] = {}  # call -> epoch; None: answered
 
     async def create(self, session_id: str, record: dict[str, Any], ttl_seconds: float) -> bool:
         if session_id in self._records:
@@ -87,11 +95,19 @@ class MemoryRecordTable:
     ) -> bool | None:
         if not await self._fenced(session_id, lease):
             return None
-        claimed = self._calls.setdefault(session_id, set())
-        if call_id in claimed:
-            return False
-        claimed.add(call_id)
+        calls = self._calls.setdefault(session_id, {})
+        if call_id in calls:
+            claimed = calls[call_id]
+            if claimed is None or claimed >= lease.epoch:
+                return False
+        calls[call_id] = lease.epoch
         return True
+
+    async def call_answered(
+        self, session_id: str, call_id: str, lease: Lease, ttl_seconds: float
+    ) -> None:
+        if await self._fenced(session_id, lease):
+            self._calls.setdefault(session_id, {})[call_id] = None
 
     async def _fenced(self, session_id: str, lease: Lease | None) -> bool:
         """Whether a write under *lease* (None: nobody's) may happen now."""

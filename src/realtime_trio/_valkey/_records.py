@@ -46,14 +46,24 @@ _SAVE = make_script(
     """
 )
 
-# KEYS: the session's answered calls, lease, epoch. ARGV: call id, holder value, epoch, ttl ms.
+# KEYS: the session's calls (a hash: call id -> the epoch answering it, or "done"), lease,
+# epoch. ARGV: call id, holder value, epoch, ttl ms, and "done" once the answer was delivered.
+# A call claimed at an older epoch and never done (its holder died answering it) is claimed
+# again by the successor.
 _CLAIM_CALL = make_script(
     _FENCE
     + """
     if not fenced(KEYS[2], KEYS[3], ARGV[2], ARGV[3]) then return -1 end
-    local added = redis.call('SADD', KEYS[1], ARGV[1])
+    local claimed = redis.call('HGET', KEYS[1], ARGV[1])
+    local taken = 0
+    if ARGV[5] == 'done' then
+        redis.call('HSET', KEYS[1], ARGV[1], 'done')
+    elseif not claimed or (claimed ~= 'done' and tonumber(claimed) < tonumber(ARGV[3])) then
+        redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+        taken = 1
+    end
     redis.call('PEXPIRE', KEYS[1], ARGV[4])
-    return added
+    return taken
     """
 )
 
@@ -113,14 +123,28 @@ class ValkeyRecordTable:
     async def claim_call(
         self, session_id: str, call_id: str, lease: Lease, ttl_seconds: float
     ) -> bool | None:
-        claimed = await self._client.invoke_script(
+        claimed = await self._call(session_id, call_id, lease, ttl_seconds, done=False)
+        return None if claimed == -1 else claimed == 1
+
+    async def call_answered(
+        self, session_id: str, call_id: str, lease: Lease, ttl_seconds: float
+    ) -> None:
+        await self._call(session_id, call_id, lease, ttl_seconds, done=True)
+
+    async def _call(
+        self, session_id: str, call_id: str, lease: Lease, ttl_seconds: float, *, done: bool
+    ) -> object:
+        return await self._client.invoke_script(
             _CLAIM_CALL,
             keys=[f"{self._prefix}calls:{session_id}", *self._fence_keys(session_id)],
-            args=[call_id, holder_value(lease), str(lease.epoch), str(millis(ttl_seconds))],
+            args=[
+                call_id,
+                holder_value(lease),
+                str(lease.epoch),
+                str(millis(ttl_seconds)),
+                "done" if done else "",
+            ],
         )
-        if claimed == -1:
-            return None
-        return bool(claimed == 1)
 
     async def remove(self, session_id: str) -> bool:
         removed = await self._client.delete(
