@@ -26,10 +26,19 @@ BODY_WAIT_SECONDS = 2.0
 
 
 def hypercorn_config(
-    host: str, port: int, *, grace_seconds: float = DEFAULT_GRACE_SECONDS
+    host: str,
+    port: int,
+    *,
+    grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    listen_fd: int | None = None,
 ) -> Config:
+    """Hypercorn's config for *host*:*port*, or for the socket *listen_fd* already bound (one
+    that `serve --workers` shares between its workers) when it is given."""
     config = Config()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    if listen_fd is not None:
+        config.bind = [f"fd://{listen_fd}"]
+    else:
+        config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     # Once the trigger returns, Hypercorn stops accepting, lets the connections it holds finish
     # their requests (idle keep-alive ones close at once), and cancels whatever is left after
     # this long; its trio worker puts the deadline on the nursery of its connections.
@@ -50,10 +59,14 @@ async def serve_app(
     shutdown_trigger: ShutdownTrigger | None = None,
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    listen_fd: int | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve *app* until *shutdown_trigger* returns (or forever), then for *grace_seconds* more
     at most, while the requests in flight finish.
+
+    With *listen_fd*, *app* is served on that listening socket, inherited, instead of one bound
+    to *host*:*port*.
 
     An answer waits for the rest of its request's body (up to *max_body_bytes*, the largest
     body the app accepts) before it goes out, or says `Connection: close`.
@@ -64,7 +77,7 @@ async def serve_app(
         shutdown_trigger = partial(_then_set, shutdown_trigger, app.stopping)
     await hypercorn_serve(
         app,
-        hypercorn_config(host, port, grace_seconds=grace_seconds),
+        hypercorn_config(host, port, grace_seconds=grace_seconds, listen_fd=listen_fd),
         shutdown_trigger=shutdown_trigger,
         task_status=task_status,
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import trio
 
-from ._config import SettingsError, load_settings
+from ._config import Settings, SettingsError, load_settings
 from ._logs import configure_logging
 from ._version import __version__
 
@@ -40,6 +40,18 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP server (settings from env and .env)")
     serve.add_argument("--host", help="overrides HOST")
     serve.add_argument("--port", type=int, help="overrides PORT")
+    serve.add_argument(
+        "--workers",
+        type=_at_least_one,
+        default=1,
+        metavar="N",
+        help="server processes on the one port, each restarted if it dies (default: 1); more "
+        "than one needs STORE_URL",
+    )
+    # How `--workers` hands each worker the listening socket it shares, and the pipe that
+    # closes when the supervisor is gone (`_workers`).
+    serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--lifeline-fd", type=int, help=argparse.SUPPRESS)
     serve.set_defaults(run=_serve)
 
     simulate = commands.add_parser("simulate", help="run the offline OpenAI Realtime simulator")
@@ -82,10 +94,10 @@ def _serve(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"realtime-trio: {exc}", file=sys.stderr)
         return 2
+    if args.workers > 1:
+        return _serve_workers(settings, args.workers)
     key = settings.openai_api_key
-    # The upstream key and the keys clients present: none of them may reach a log line.
-    secrets = ((key.get_secret_value(),) if key else ()) + settings.client_api_keys()
-    configure_logging(settings.log_level, secrets=secrets)
+    configure_logging(settings.log_level, secrets=_secrets(settings))
     try:
         plugins = load_plugins(settings)
     except PluginError as exc:
@@ -114,14 +126,53 @@ def _serve(args: argparse.Namespace) -> int:
     # young generation is collected several times a request and live sessions get promoted and
     # walked by full passes: about a fifth of the CPU of minting under load (BENCHMARKS.md).
     gc.set_threshold(YOUNG_GC_THRESHOLD, 10, 10)
-    trio.run(
-        partial(
-            run_until_signalled,
-            partial(serve, settings, plugins=plugins),
-            grace_seconds=settings.shutdown_grace_seconds,
-        )
-    )
+    run = partial(serve, settings, plugins=plugins, listen_fd=args.listen_fd)
+    if args.lifeline_fd is not None:
+        from ._workers import stop_with_supervisor
+
+        run = partial(stop_with_supervisor, run, lifeline=args.lifeline_fd)
+    trio.run(partial(run_until_signalled, run, grace_seconds=settings.shutdown_grace_seconds))
     return 0
+
+
+def _serve_workers(settings: Settings, workers: int) -> int:
+    from ._workers import open_listener, run_workers
+
+    if not settings.store().shared:
+        print(
+            "realtime-trio: --workers needs STORE_URL (a shared Valkey store); with memory:// "
+            "each worker would hold its own sessions",
+            file=sys.stderr,
+        )
+        return 2
+    configure_logging(settings.log_level, secrets=_secrets(settings))
+    try:
+        listener = open_listener(settings.host, settings.port)
+    except OSError as exc:
+        print(
+            f"realtime-trio: cannot listen on {settings.host}:{settings.port}: "
+            f"{exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 2
+    with listener:
+        return run_workers(settings, listener, workers=workers)
+
+
+def _secrets(settings: Settings) -> tuple[str, ...]:
+    """The upstream key and the keys clients present: none of them may reach a log line."""
+    key = settings.openai_api_key
+    return ((key.get_secret_value(),) if key else ()) + settings.client_api_keys()
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 up, not {text!r}")
+    return value
 
 
 def _simulate(args: argparse.Namespace) -> int:

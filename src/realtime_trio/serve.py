@@ -30,6 +30,7 @@ async def serve(
     upstream: OpenAIClient | None = None,
     plugins: PluginRegistry | None = None,
     shutdown_trigger: ShutdownTrigger | None = None,
+    listen_fd: int | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the realtime-trio server on `settings.host`/`settings.port`.
@@ -57,6 +58,7 @@ async def serve(
                 shutdown_trigger=shutdown_trigger,
                 grace_seconds=settings.shutdown_grace_seconds,
                 max_body_bytes=settings.max_request_body_bytes,
+                listen_fd=listen_fd,
                 task_status=task_status,
             )
             ending = len(sessions)
