@@ -35,11 +35,24 @@ async def test_openapi_document_describes_token(client: httpx.AsyncClient) -> No
     assert "/healthz" in document["paths"]
 
 
+async def test_readyz_without_a_shared_store_is_ready_and_names_the_replica(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/readyz")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ready"
+    assert body["store"] == "memory"
+    assert isinstance(body["replica"], str)
+
+
 async def test_openapi_document_lists_every_endpoint(client: httpx.AsyncClient) -> None:
     paths = (await client.get("/openapi.json")).json()["paths"]
 
     assert {path: sorted(ops) for path, ops in paths.items()} == {
         "/healthz": ["get"],
+        "/readyz": ["get"],
         "/token": ["post"],
         "/session": ["post"],
         "/session/call": ["post"],

@@ -7,6 +7,7 @@ No module reads the environment on its own: `Settings` is built at start-up and 
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
@@ -260,8 +261,9 @@ class Settings(BaseSettings):
         return parse_store_url(self.store_url.get_secret_value())
 
     def replica_name(self) -> str:
-        """`REPLICA_ID`, or this incarnation's host name and process id."""
-        return self.replica_id or f"{socket.gethostname()}-{os.getpid()}"
+        """`REPLICA_ID`, or this incarnation's host name and process id, with a random tag (in
+        a container the process id is the same at every restart). Called once, at start."""
+        return self.replica_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
 
     @property
     def realtime_ws_url(self) -> str:

@@ -11,6 +11,8 @@
      +-- RateLimited                    429   rate_limited (with Retry-After)
      +-- SessionLimitReached            503   session_limit
      +-- ShuttingDown                   503   shutting_down
+     +-- StoreUnavailable               503   store_unavailable
+     +-- SessionMoving                  503   session_moving (its holder did not hand it over)
      +-- UpstreamError                  502   upstream_error
           +-- UpstreamNotConfigured     503   not_configured
           +-- UpstreamUnreachable       502   upstream_unreachable
@@ -150,6 +152,26 @@ class ShuttingDown(RealtimeTrioError):
 
     def __init__(self) -> None:
         super().__init__("The server is shutting down; try again in a moment")
+
+
+class StoreUnavailable(RealtimeTrioError):
+    """The shared store (`STORE_URL`) did not answer in time; live calls carry on."""
+
+    status = 503
+    code = "store_unavailable"
+
+    def __init__(self, message: str = "The session store is unavailable; try again shortly"):
+        super().__init__(message)
+
+
+class SessionMoving(RealtimeTrioError):
+    """Another replica holds the session's call and did not hand it over in time."""
+
+    status = 503
+    code = "session_moving"
+
+    def __init__(self, message: str = "The session is moving between replicas; try again"):
+        super().__init__(message)
 
 
 class UpstreamNotConfigured(UpstreamError):

@@ -59,6 +59,19 @@ class LeaseKeeper:
     def holds(self) -> list[Hold]:
         return list(self._holds.values())
 
+    def hold_of(self, session_id: str) -> Hold | None:
+        return self._holds.get(session_id)
+
+    def adopt(self, lease: Lease) -> Hold:
+        """Keep *lease*, which another replica handed to this one (`LeaseTable.transfer`)."""
+        hold = self._holds[lease.session_id] = Hold(lease)
+        return hold
+
+    def drop(self, hold: Hold) -> None:
+        """Stop renewing *hold* without releasing it (it was handed over, or lost)."""
+        if self._holds.get(hold.lease.session_id) is hold:
+            del self._holds[hold.lease.session_id]
+
     async def take(self, session_id: str) -> Hold | None:
         """Hold *session_id*'s sideband, if no replica does; None if one does."""
         lease = await self._table.acquire(session_id, self.replica, self.lease_seconds)

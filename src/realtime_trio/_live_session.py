@@ -7,6 +7,7 @@ sideband with a normal close frame, then cancels the nursery; so does an idle TT
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from typing import Any
@@ -18,9 +19,11 @@ from ._errors import RealtimeTrioError, UnknownSession
 from ._extraction import ExtractionScope, Failed, NoTranscript, Outcome, extract_profile
 from ._fresh_tasks import start_fresh
 from ._instructions import with_history
+from ._lease_keeper import Hold
 from ._plugins import PluginRegistry
 from ._profile import merge_profiles
 from ._recent_ids import RecentIds
+from ._replica import Replica
 from ._session_config import realtime_session_config
 from ._sideband import ENDED, Sideband
 from ._store import SessionRecord, SessionStore
@@ -64,6 +67,9 @@ class LiveSession:
         upstream: OpenAIClient,
         plugins: PluginRegistry,
         tools: ToolDispatcher,
+        replica_name: str = "",
+        replica: Replica | None = None,
+        hold: Hold | None = None,
     ) -> None:
         self.record = record
         self.session_id = record.session_id
@@ -92,6 +98,12 @@ class LiveSession:
         self._end_requested = trio.Event()
         self._hang_up_at_end = False
         self._cancelling = trio.Event()  # its tasks are being cancelled: the end is near
+        self.replica_name = replica_name
+        # With a shared store: this replica's part in it, and its hold on this session.
+        self._replica = replica
+        self.hold = hold
+        # Its record stays when it ends here: handed over, or its hold lost to another replica.
+        self.kept = False
 
     # -- what the session says upstream -------------------------------------------------
 
@@ -172,9 +184,10 @@ class LiveSession:
         previous = event.get("previous_item_id")
         if isinstance(previous, str) and not transcript.knows(previous):
             self._retrieve(previous)
-        if transcript.apply(event) and (
-            transcript.has_finalized or kind == "conversation.item.deleted"
-        ):
+        applied = transcript.apply(event)
+        if applied and self._replica is not None:
+            self._replica.changed(self)
+        if applied and (transcript.has_finalized or kind == "conversation.item.deleted"):
             self._transcript_changed.set()
             self._transcript_changed = trio.Event()
             if self._plugins.observes_transcript:
@@ -237,13 +250,13 @@ class LiveSession:
     async def update_profile(self, changes: dict[str, Any]) -> dict[str, Any]:
         self.record.profile = merge_profiles(self.record.profile, changes)
         self._instructions_changed = True
-        await self._store.save(self.record)
+        await self.record_changed()
         return self.record.profile
 
     async def set_base_instructions(self, text: str) -> None:
         self.record.base_instructions = text
         self._instructions_changed = True
-        await self._store.save(self.record)
+        await self.record_changed()
 
     async def extract_now(self) -> dict[str, Any]:
         """Extract at once (no cooldown), push the new instructions, and return the profile.
@@ -262,6 +275,55 @@ class LiveSession:
         if sideband is not None and await sideband.send_if_connected(self.instructions_update()):
             self._instructions_changed = False
         return self.record.profile
+
+    async def record_changed(self) -> None:
+        """The record changed: in a shared store it goes out with the next batch."""
+        if self._replica is not None:
+            self._replica.changed(self)
+        else:
+            await self._store.save(self.record)
+
+    def sideband_changed(self) -> None:
+        if self._replica is not None:
+            self._replica.changed(self)
+
+    def sideband_view(self) -> dict[str, Any]:
+        return self.sideband.describe() if self.sideband else {"state": "idle"}
+
+    async def _claim_call(self, call: FunctionCall) -> bool:
+        """Whether to answer *call*: with a shared store, only while this replica's hold is
+        the session's (a replica paused past its lease must not answer what its successor
+        does) and only once across holders."""
+        if self._replica is None or self.hold is None:
+            return True
+        lease = self.hold.lease
+        records = self._replica.tables.records
+        try:
+            claimed = await self._replica.call(
+                records.claim_call(
+                    self.session_id, call.call_id, lease, self._replica.record_ttl_seconds
+                )
+            )
+        except RealtimeTrioError:
+            return not self.hold.lost.is_set()  # the store away: nobody can have taken over
+        if claimed is None:
+            self._replica.keeper.drop(self.hold)
+            self.hold.lost.set()
+        return bool(claimed)
+
+    async def _call_answered(self, call: FunctionCall) -> None:
+        if self._replica is None or self.hold is None:
+            return
+        # The store away: a successor may answer it again, but it is never lost.
+        with (
+            trio.move_on_after(self._settings.tool_timeout_seconds),
+            contextlib.suppress(RealtimeTrioError),
+        ):
+            await self._replica.call(
+                self._replica.tables.records.call_answered(
+                    self.session_id, call.call_id, self.hold.lease, self._replica.record_ttl_seconds
+                )
+            )
 
     def instructions_update(self) -> dict[str, Any]:
         return {
@@ -288,7 +350,7 @@ class LiveSession:
         )
         self.record.profile = profile
         self._instructions_changed = True
-        await self._store.save(self.record)
+        await self.record_changed()
         logger.debug("session %s: profile extracted", self.session_id)
         return profile
 
@@ -314,7 +376,11 @@ class LiveSession:
                         answered=self.record.answered_call_ids,
                         session_id=self.session_id,
                         max_pending=self._settings.session_max_pending_tool_calls,
+                        claim=self._claim_call if self._replica is not None else None,
+                        answered_here=self._call_answered if self._replica is not None else None,
                     )
+                    if self.hold is not None:
+                        nursery.start_soon(self._let_go_when_lost, self.hold)
                     task_status.started()
                     hang_up = await self._until_ended()
                     await self._close_sideband()
@@ -324,6 +390,15 @@ class LiveSession:
                     nursery.cancel_scope.cancel()
         finally:
             self.finished.set()
+
+    async def _let_go_when_lost(self, hold: Hold) -> None:
+        """Another replica holds the session now: stop acting on it, keep its record."""
+        await hold.lost.wait()
+        logger.warning("session %s: held by another replica now; letting it go", self.session_id)
+        self.kept = True
+        if not self._end_requested.is_set():
+            self._hang_up_at_end = False
+            self._end_requested.set()
 
     async def _until_ended(self) -> bool:
         """Wait for `end` or the idle TTL; whether the call is to be hung up."""
@@ -338,9 +413,10 @@ class LiveSession:
                 logger.info("session %s: idle for %gs, ending it", self.session_id, ttl)
                 return self._settings.hangup_on_session_end
 
-    async def end(self, *, hang_up: bool = False) -> None:
+    async def end(self, *, hang_up: bool = False, keep_record: bool = False) -> None:
         """End the session: close its sideband gracefully, hang up its call if *hang_up*, then
-        cancel its tasks; return once it has ended.
+        cancel its tasks; return once it has ended. With *keep_record* (a replica stopping, or
+        handing the session over) it ends here only: its record stays for the next holder.
 
         The session does this itself, so it ends even if the caller is cancelled meanwhile, and
         the wait is bounded (`ENDING_BOUND_SECONDS`): a tool that shields itself from
@@ -348,6 +424,7 @@ class LiveSession:
         """
         if not self._end_requested.is_set():
             self._hang_up_at_end = hang_up
+            self.kept = keep_record
             self._end_requested.set()
         if self._nursery is None:
             self._scope.cancel()  # not running yet: nothing to close gracefully
@@ -403,10 +480,12 @@ class LiveSession:
             with trio.move_on_after(GRACEFUL_CLOSE_SECONDS):
                 await sideband.finished.wait()
 
-    async def attach(self, call_id: str) -> Sideband:
+    async def attach(self, call_id: str, *, catch_up: bool = False) -> Sideband:
         """Attach the sideband to *call_id*, replacing one attached to another call.
 
         Posting the call it is already attached to changes nothing (no second socket).
+        *catch_up*: the call went on without this replica (a takeover): ask for what it missed
+        from the first connect on.
         """
         async with self._attach_lock:
             current = self.sideband
@@ -418,8 +497,8 @@ class LiveSession:
             if self._nursery is None or self.finished.is_set():
                 raise UnknownSession()
             self.record.call_id = call_id
-            await self._store.save(self.record)
-            sideband = Sideband(self, call_id=call_id, settings=self._settings)
+            await self.record_changed()
+            sideband = Sideband(self, call_id=call_id, settings=self._settings, catch_up=catch_up)
             self.sideband = sideband
             await start_fresh(self._nursery, sideband.run)
             return sideband
@@ -436,5 +515,10 @@ class LiveSession:
             "profile": record.profile,
             "transcript": [entry.as_json() for entry in record.transcript.entries()],
             "transcriptDropped": record.transcript.dropped_entries,
-            "sideband": self.sideband.describe() if self.sideband else {"state": "idle"},
+            "sideband": self._sideband_with_holder(),
         }
+
+    def _sideband_with_holder(self) -> dict[str, Any]:
+        """The sideband's state, and with a shared store, the replica holding it (this one)."""
+        view = self.sideband_view()
+        return {**view, "replica": self.replica_name} if self._replica is not None else view

@@ -3,6 +3,10 @@
 `SessionManager.run` owns a nursery for the server's lifetime; every session runs in it as
 one task (`LiveSession.run`). Shutting the server down cancels the manager, which ends every
 session. A session's failure is logged and ends that session only.
+
+With a shared store (`Replica`), a session held by another replica is read from the store, and
+taken over here when a request changes it (`Replica.claim`); sessions whose replica died are
+taken over too (`adopt`).
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import trio
 
@@ -18,10 +24,12 @@ from ._config import Settings
 from ._errors import RenewInProgress, SessionLimitReached, ShuttingDown, UnknownSession
 from ._fresh_tasks import TaskNotStarted, start_fresh
 from ._instructions import DEFAULT_BASE_INSTRUCTIONS, with_history
+from ._lease_keeper import Hold
 from ._live_session import ENDING_BOUND_SECONDS, LiveSession
 from ._plugins import PluginRegistry
 from ._profile import empty_profile
-from ._store import MemorySessionStore, SessionRecord, SessionStore
+from ._replica import Replica
+from ._store import MemorySessionStore, SessionRecord, SessionStore, record_from_json
 from ._tools._dispatcher import ToolDispatcher
 from ._transcript import Transcript
 from ._upstream import ClientSecret, OpenAIClient
@@ -63,6 +71,9 @@ class SessionManager:
         upstream: the client for OpenAI's REST API (minting, extraction); the caller closes it.
         plugins: the loaded plugins (`load_plugins`): their tools and hooks.
         store: where session records live; this process's memory by default.
+        replica: this replica's part in a shared store (`STORE_URL`), if there is one; then
+            records live there and *store* is unused.
+        replica_name: this replica's name, shown as `sideband.replica`.
 
     Resource handling: `run` must be running (in a nursery) before sessions are created;
     cancelling it ends every session and closes every sideband.
@@ -75,8 +86,13 @@ class SessionManager:
         upstream: OpenAIClient,
         plugins: PluginRegistry,
         store: SessionStore | None = None,
+        replica: Replica | None = None,
+        replica_name: str = "",
     ) -> None:
         self._settings = settings
+        self.replica = replica
+        self.replica_name = replica.name if replica is not None else replica_name
+        self._claims: dict[str, trio.Lock] = {}
         self._upstream = upstream
         self._store: SessionStore = store if store is not None else MemorySessionStore()
         self.plugins = plugins
@@ -98,16 +114,119 @@ class SessionManager:
     ) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            if self.replica is not None:
+                await nursery.start(self.replica.run, self)
             task_status.started(self)
             await trio.sleep_forever()
 
-    def get(self, session_id: str) -> LiveSession:
-        """The live session *session_id* names; finding it through the API counts as use."""
+    async def find(self, session_id: str, *, attach: bool = True) -> LiveSession:
+        """The session *session_id* names, run here: with a shared store, one held by another
+        replica is taken over (its call re-attached here unless not *attach*). Finding it
+        through the API counts as use.
+
+        Raises:
+            UnknownSession: no such session.
+            StoreUnavailable, SessionMoving: a shared store's session could not be taken over.
+        """
         session = self._find(session_id)
+        if session is None and self.replica is not None and is_session_id(session_id):
+            lock = self._claims.setdefault(session_id, trio.Lock())
+            try:
+                async with lock:
+                    session = self._find(session_id) or await self._claim(
+                        self.replica, session_id, attach
+                    )
+            finally:
+                if not lock.locked() and not lock.statistics().tasks_waiting:
+                    self._claims.pop(session_id, None)
         if session is None:
             raise UnknownSession()
         session.touch()
         return session
+
+    async def _claim(self, replica: Replica, session_id: str, attach: bool) -> LiveSession | None:
+        hold = await replica.claim(session_id)
+        if hold is None:
+            return None
+        record = await replica.call(replica.tables.records.load(session_id))
+        if record is None:
+            await replica.forget(hold)
+            return None
+        return await self._adopt(hold, record, attach=attach)
+
+    async def describe(self, session_id: str) -> dict[str, Any]:
+        """The session as `GET /session/{id}` shows it, wherever it is held; counts as use."""
+        session = self._find(session_id)
+        if session is not None or self.replica is None or not is_session_id(session_id):
+            if session is None:
+                raise UnknownSession()
+            session.touch()
+            return session.describe()
+        loaded = await self.replica.load(session_id)
+        if loaded is None:
+            raise UnknownSession()
+        document, holder = loaded
+        view = self._session(self._record(document)).describe()
+        sideband = document.get("sideband")
+        view["sideband"] = {
+            **(sideband if isinstance(sideband, dict) else {"state": "idle"}),
+            "replica": holder,
+        }
+        if holder is not None:
+            await self.replica.touch(session_id, holder)
+        return view
+
+    # -- ReplicaHost: what the shared store's replica asks of this manager -------------------
+
+    def local(self, session_id: str) -> LiveSession | None:
+        return self._find(session_id)
+
+    def has_room(self) -> bool:
+        return len(self._live) + self._creating < self._settings.max_sessions
+
+    async def adopt(self, hold: Hold, record: dict[str, Any]) -> None:
+        await self._adopt(hold, record, attach=True)
+
+    async def let_go(self, session_id: str) -> None:
+        session = self._live.get(session_id)
+        if session is not None:
+            await session.end(keep_record=True)
+
+    async def _adopt(self, hold: Hold, document: dict[str, Any], *, attach: bool) -> LiveSession:
+        """Run the stored session *document* here under *hold*."""
+        record = self._record(document)
+        session = self._session(record, hold=hold)
+        nursery = self._nursery
+        if nursery is None:
+            raise RuntimeError("SessionManager.run is not running")
+        self._live[record.session_id] = session
+        try:
+            await start_fresh(nursery, self._run_session, session)
+        except BaseException:
+            session.cancel()
+            self._live.pop(record.session_id, None)
+            raise
+        if attach and record.call_id:
+            await session.attach(record.call_id, catch_up=True)
+        return session
+
+    def _record(self, document: dict[str, Any]) -> SessionRecord:
+        return record_from_json(
+            document, transcript_max_items=self._settings.transcript_max_entries
+        )
+
+    def _session(self, record: SessionRecord, *, hold: Hold | None = None) -> LiveSession:
+        return LiveSession(
+            record,
+            settings=self._settings,
+            store=self._store,
+            upstream=self._upstream,
+            plugins=self.plugins,
+            tools=self._tools,
+            replica_name=self.replica_name,
+            replica=self.replica,
+            hold=hold,
+        )
 
     def _find(self, session_id: str) -> LiveSession | None:
         """The live session *session_id* names; a malformed id is not even looked up, and a
@@ -155,29 +274,27 @@ class SessionManager:
             profile=empty_profile(self.plugins.profile_model),
             transcript=Transcript(max_items=settings.transcript_max_entries),
         )
-        session = LiveSession(
-            record,
-            settings=settings,
-            store=self._store,
-            upstream=self._upstream,
-            plugins=self.plugins,
-            tools=self._tools,
-        )
-        secret = await self._upstream.create_client_secret(session.client_secret_config())
-        record.client_secret, record.expires_at = secret.value, secret.expires_at
-        nursery = self._nursery
-        if nursery is None:
-            raise RuntimeError("SessionManager.run is not running")
-        self._live[record.session_id] = session
+        # With a shared store, held before anything is spent: a store away answers 503 first.
+        hold = await self.replica.take_new(record.session_id) if self.replica else None
+        session = self._session(record, hold=hold)
         try:
-            await self._store.add(record)
+            secret = await self._upstream.create_client_secret(session.client_secret_config())
+            record.client_secret, record.expires_at = secret.value, secret.expires_at
+            nursery = self._nursery
+            if nursery is None:
+                raise RuntimeError("SessionManager.run is not running")
+            self._live[record.session_id] = session
+            if self.replica is not None and hold is not None:
+                await self.replica.create_record(hold, record, session.sideband_view())
+            else:
+                await self._store.add(record)
             await start_fresh(nursery, self._run_session, session)
         except BaseException as exc:
             # Not started, or its starter gave up: nothing of it may stay behind.
             session.cancel()
             self._live.pop(record.session_id, None)
             with trio.CancelScope(shield=True), trio.move_on_after(STORE_CLEANUP_SECONDS):
-                await self._store.remove(record.session_id)
+                await self._forget(session)
             if isinstance(exc, TaskNotStarted):
                 raise ShuttingDown() from None
             raise
@@ -194,7 +311,7 @@ class SessionManager:
 
     async def renew(self, session_id: str) -> tuple[LiveSession, ClientSecret, str]:
         """Mint a new secret for an existing session; returns it with rehydration instructions."""
-        session = self.get(session_id)
+        session = await self.find(session_id)
         if session.renewing:
             raise RenewInProgress()
         session.renewing = True
@@ -212,7 +329,7 @@ class SessionManager:
                 secret.value,
                 secret.expires_at,
             )
-            await self._store.save(session.record)
+            await session.record_changed()
         finally:
             session.renewing = False
         logger.debug("session %s renewed (secret %s)", session_id, secret.prefix)
@@ -224,8 +341,9 @@ class SessionManager:
         Its call is hung up too (`HANGUP_ON_SESSION_END`), unless it is *keep_call* (the call a
         new session takes over).
         """
-        session = self._find(session_id)
-        if session is None:
+        try:
+            session = await self.find(session_id, attach=False)
+        except UnknownSession:
             return False
         hang_up = self._settings.hangup_on_session_end and session.record.call_id != keep_call
         await session.end(hang_up=hang_up)
@@ -234,11 +352,18 @@ class SessionManager:
     async def end_all(self) -> None:
         """End every session at once (server shutdown), each sideband with a close frame.
 
-        Their calls are not hung up: a replica stopping is not the user leaving.
+        Their calls are not hung up: a replica stopping is not the user leaving. With a shared
+        store their records are written and their leases released, so the other replicas take
+        them over at once.
         """
+        sessions = list(self._live.values())
+        keep = self.replica is not None
         async with trio.open_nursery() as nursery:
-            for session in list(self._live.values()):
-                nursery.start_soon(session.end)
+            for session in sessions:
+                nursery.start_soon(partial(session.end, keep_record=keep))
+        if self.replica is not None:
+            await self.replica.hand_over_all(sessions)
+            await self.replica.release_all()
 
     async def _run_session(
         self, session: LiveSession, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -248,7 +373,16 @@ class SessionManager:
         except Exception:
             logger.exception("session %s failed", session.session_id)
         finally:
-            self._live.pop(session.session_id, None)
-            with trio.CancelScope(shield=True), trio.move_on_after(STORE_CLEANUP_SECONDS):
-                await self._store.remove(session.session_id)
+            if self._live.get(session.session_id) is session:
+                del self._live[session.session_id]
+            if not session.kept:
+                with trio.CancelScope(shield=True), trio.move_on_after(STORE_CLEANUP_SECONDS):
+                    await self._forget(session)
             logger.debug("session %s ended", session.session_id)
+
+    async def _forget(self, session: LiveSession) -> None:
+        """The session ended for good: its record goes (and, shared, its lease)."""
+        if self.replica is None:
+            await self._store.remove(session.session_id)
+        elif session.hold is not None and self.replica.holds(session.session_id) is session.hold:
+            await self.replica.forget(session.hold)

@@ -140,6 +140,10 @@ class SidebandHost(Protocol):
         """Take one server event; must return at once (spawn anything slow)."""
         ...
 
+    def sideband_changed(self) -> None:
+        """The sideband's state changed (what `describe` says)."""
+        ...
+
 
 class Sideband:
     """The sideband of one session on one call.
@@ -148,9 +152,13 @@ class Sideband:
     with a normal close frame. `finished` is set once it no longer holds a socket.
     """
 
-    def __init__(self, host: SidebandHost, *, call_id: str, settings: Settings) -> None:
+    def __init__(
+        self, host: SidebandHost, *, call_id: str, settings: Settings, catch_up: bool = False
+    ) -> None:
         self.call_id = call_id
-        self.state = SidebandState.IDLE
+        self._state = SidebandState.IDLE
+        # Taking over a call another replica held: catch up from the first connect on.
+        self._catch_up = catch_up
         self.last_error: str | None = None
         self.events_received = 0
         self.events_skipped = 0
@@ -177,6 +185,16 @@ class Sideband:
         self._expiry: str | None = None  # upstream's own words when the session expired
         self._resend_update = False  # a refused session.update, to send again on this socket
         self._update_resent = False
+
+    @property
+    def state(self) -> SidebandState:
+        return self._state
+
+    @state.setter
+    def state(self, state: SidebandState) -> None:
+        if state is not self._state:
+            self._state = state
+            self._host.sideband_changed()
 
     def describe(self) -> dict[str, Any]:
         answer: dict[str, Any] = {"state": self.state.value}
@@ -249,7 +267,9 @@ class Sideband:
         ever_connected = False
         while not self._stopping:
             self.state = SidebandState.RECONNECTING if ever_connected else SidebandState.CONNECTING
-            connected, lived, error = await self._connect_and_serve(resync=ever_connected)
+            connected, lived, error = await self._connect_and_serve(
+                resync=ever_connected or self._catch_up
+            )
             if error is None:
                 return  # stopped on request
             ever_connected = ever_connected or connected

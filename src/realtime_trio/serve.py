@@ -17,6 +17,7 @@ from ._config import Settings
 from ._http import create_app
 from ._hypercorn import ShutdownTrigger, serve_app
 from ._plugins import PluginRegistry, load_plugins
+from ._replica import RECORD_KEEP_SECONDS, RECORD_MARGIN_SECONDS, Replica
 from ._sessions import SessionManager
 from ._store import MemorySessionStore
 from ._upstream import OpenAIClient
@@ -46,9 +47,16 @@ async def serve(
     async with AsyncExitStack() as stack:
         if upstream is None:
             upstream = await stack.enter_async_context(OpenAIClient(settings))
+        name = settings.replica_name()
+        replica = await _open_replica(settings, name, stack)
         async with trio.open_nursery() as nursery:
             sessions = SessionManager(
-                settings, upstream=upstream, store=MemorySessionStore(), plugins=plugins
+                settings,
+                upstream=upstream,
+                store=MemorySessionStore(),
+                plugins=plugins,
+                replica=replica,
+                replica_name=name,
             )
             await nursery.start(sessions.run)
             await serve_app(
@@ -64,4 +72,26 @@ async def serve(
             ending = len(sessions)
             await sessions.end_all()
             nursery.cancel_scope.cancel()
-    logger.info("shut down: %d sessions ended", ending)
+    what = "handed over" if replica is not None else "ended"
+    logger.info("shut down: %d sessions %s", ending, what)
+
+
+async def _open_replica(settings: Settings, name: str, stack: AsyncExitStack) -> Replica | None:
+    """This replica's part in the shared store `STORE_URL` names; None for `memory://` (then
+    nothing of the Valkey client is imported)."""
+    url = settings.store()
+    if not url.shared:
+        return None
+    from ._valkey._tables import open_store_tables
+
+    tables = await stack.enter_async_context(
+        open_store_tables(url, prefix=settings.store_key_prefix, name=name)
+    )
+    ttl = settings.session_idle_ttl_seconds
+    logger.info("replica %s on the session store %s", name, url.redacted())
+    return Replica(
+        tables,
+        name=name,
+        lease_seconds=settings.sideband_lease_seconds,
+        record_ttl_seconds=ttl + RECORD_MARGIN_SECONDS if ttl else RECORD_KEEP_SECONDS,
+    )

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
+
 from quart import request
 from quart.json.provider import DefaultJSONProvider
 from quart_schema import QuartSchema
 from quart_trio import QuartTrio
 
 from .._config import Settings
-from .._errors import RateLimited
+from .._errors import RateLimited, StoreUnavailable
+from .._replica import Replica
 from .._sessions import SessionManager
 from .._upstream import OpenAIClient
 from .._version import __version__
@@ -22,6 +26,8 @@ from ._rate_limit import RateLimiter, client_identity, is_limited
 from ._request import ApiRequest
 from ._schema import dumping_models
 from ._services import EXTENSION_KEY, Services
+
+logger = logging.getLogger("realtime_trio.rate_limit")
 
 
 def create_app(
@@ -63,11 +69,11 @@ def create_app(
         authorize(request.method, request.path, request.headers.get("Authorization"), keys)
 
     if settings.rate_limit_per_minute > 0:
-        limiter = RateLimiter(
-            per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
-        )
         _limit_rate(
-            app, limiter, keyed=bool(keys), trust_forwarded_for=settings.trust_x_forwarded_for
+            app,
+            _rate_check(settings, sessions.replica),
+            keyed=bool(keys),
+            trust_forwarded_for=settings.trust_x_forwarded_for,
         )
     if origins := settings.cors_origins():
         allow_browsers(app, origins)
@@ -77,8 +83,35 @@ def create_app(
     return app
 
 
+RateCheck = Callable[[str], Awaitable[float | None]]
+
+
+def _rate_check(settings: Settings, replica: Replica | None) -> RateCheck:
+    """Each client's bucket: in this process, or shared by every replica in the store. When
+    the store is away, requests pass (minting needs no store; refusing everyone would be worse
+    than a short while without limits)."""
+    per_minute, burst = settings.rate_limit_per_minute, settings.rate_limit_burst
+    if replica is None:
+        local = RateLimiter(per_minute=per_minute, burst=burst)
+
+        async def check_here(identity: str) -> float | None:
+            return local.check(identity)
+
+        return check_here
+    shared = replica.tables.rate_limiter(per_minute, burst)
+
+    async def check_shared(identity: str) -> float | None:
+        try:
+            return await replica.call(shared.check(identity))
+        except StoreUnavailable:
+            logger.warning("rate limit not checked: the session store is unavailable")
+            return None
+
+    return check_shared
+
+
 def _limit_rate(
-    app: QuartTrio, limiter: RateLimiter, *, keyed: bool, trust_forwarded_for: bool
+    app: QuartTrio, check: RateCheck, *, keyed: bool, trust_forwarded_for: bool
 ) -> None:
     """Refuse a client over its rate with 429 before any handler runs (so before upstream).
 
@@ -96,6 +129,6 @@ def _limit_rate(
             forwarded_for=request.headers.getlist("X-Forwarded-For"),
             trust_forwarded_for=trust_forwarded_for,
         )
-        retry_after = limiter.check(identity)
+        retry_after = await check(identity)
         if retry_after is not None:
             raise RateLimited(retry_after)

@@ -1,9 +1,9 @@
 """Who may use the server: `SERVER_API_KEYS` as bearer tokens, checked before any handler.
 
 The server spends its owner's OpenAI money on behalf of whoever reaches it, so when keys are
-set every endpoint but `/healthz` (a load balancer's probe) needs one of them. Keys are compared
-in constant time, each of them every time, so neither a key nor which key matched leaks through
-timing. CORS preflights (`OPTIONS`) carry no credentials and pass through.
+set every endpoint but `/healthz` and `/readyz` (a load balancer's probes) needs one of them.
+Keys are compared in constant time, each of them every time, so neither a key nor which key
+matched leaks through timing. CORS preflights (`OPTIONS`) carry no credentials and pass through.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from .._errors import Unauthorized
 
-OPEN_PATHS = frozenset({"/healthz"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 HEADER_WHITESPACE = " \t"
 
 

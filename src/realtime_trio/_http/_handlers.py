@@ -8,7 +8,7 @@ from typing import TypeVar
 from quart import Blueprint
 from quart_schema import document_response
 
-from .._errors import MissingField, UnknownSession
+from .._errors import MissingField, StoreUnavailable, UnknownSession
 from .._session_config import realtime_session_config
 from .._sessions import SessionOptions
 from ._models import (
@@ -16,6 +16,7 @@ from ._models import (
     ErrorResponse,
     ExtractProfileResponse,
     HealthResponse,
+    ReadyResponse,
     RenewResponse,
     SessionCallRequest,
     SessionCallResponse,
@@ -60,6 +61,22 @@ def require_session_id(session_id: str | None) -> str:
 async def healthz() -> HealthResponse:
     """Liveness: answers without touching upstream."""
     return HealthResponse(status="ok")
+
+
+@blueprint.get("/readyz")
+@answers(ReadyResponse)
+@errors_documented(503)
+async def readyz() -> ReadyResponse:
+    """Readiness, for load balancers: 200 while the session store answers, else 503."""
+    sessions = current_services().sessions
+    replica = sessions.replica
+    if replica is not None and not await replica.ready():
+        raise StoreUnavailable()
+    return ReadyResponse(
+        status="ready",
+        replica=sessions.replica_name,
+        store=replica.tables.kind if replica is not None else "memory",
+    )
 
 
 @blueprint.post("/token")
@@ -112,7 +129,7 @@ async def attach_call(data: SessionCallRequest) -> SessionCallResponse:
     if not data.session_id or not data.call_id:
         raise MissingField("sessionId and callId are required")
     services = current_services()
-    session = services.sessions.get(data.session_id)
+    session = await services.sessions.find(data.session_id)
     sideband = await session.attach(data.call_id)
     await sideband.wait_settled(services.settings.sideband_attach_wait_seconds)
     return SessionCallResponse(
@@ -155,7 +172,7 @@ async def close_session(data: SessionIdRequest) -> CloseResponse:
 @errors_documented(404)
 async def get_session(session_id: str) -> SessionView:
     """The session as the server knows it, with its transcript in conversation order."""
-    return SessionView.model_validate(current_services().sessions.get(session_id).describe())
+    return SessionView.model_validate(await current_services().sessions.describe(session_id))
 
 
 @blueprint.delete("/session/<session_id>")
@@ -173,7 +190,7 @@ async def delete_session(session_id: str) -> tuple[str, int]:
 @errors_documented(400, 404, 429, 502, 503, 504)
 async def extract_profile(data: SessionIdRequest) -> ExtractProfileResponse:
     """Extract the profile from the transcript now (no cooldown) and push the new instructions."""
-    session = current_services().sessions.get(require_session_id(data.session_id))
+    session = await current_services().sessions.find(require_session_id(data.session_id))
     profile = await session.extract_now()
     return ExtractProfileResponse(profile=profile, instructions=session.instructions())
 

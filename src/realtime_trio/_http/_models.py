@@ -68,6 +68,12 @@ class HealthResponse(ApiModel):
     status: str
 
 
+class ReadyResponse(ApiModel):
+    status: str = Field(description="`ready`")
+    replica: str = Field(description="This replica's name (`REPLICA_ID`).")
+    store: str = Field(description="`memory` or `valkey`: where session state lives.")
+
+
 class ErrorResponse(ApiModel):
     """Every error answer. `error` is a string because existing apps read it as one."""
 
@@ -120,6 +126,11 @@ class SidebandView(ApiModel):
         "(the call hit the API's maximum session duration; it is never reconnected)"
     )
     last_error: str | None = None
+    replica: str | None = Field(
+        default=None,
+        description="The replica holding the session's sideband (`REPLICA_ID`); null while no "
+        "replica holds it (between holders).",
+    )
 
 
 class SessionCallResponse(ApiModel):

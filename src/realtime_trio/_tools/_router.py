@@ -33,6 +33,8 @@ from ._responses import ResponseGate
 logger = logging.getLogger("realtime_trio.tool_calls")
 
 Answerer = Callable[[FunctionCall], Awaitable[ToolAnswer]]
+Claimer = Callable[[FunctionCall], Awaitable[bool]]
+Notifier = Callable[[FunctionCall], Awaitable[None]]
 
 
 class Sender(Protocol):
@@ -69,6 +71,9 @@ class ToolCallRouter:
         answered: the call ids already taken (kept with the session's state).
         max_pending: handlers running at once; more calls are answered `busy` without one,
             and beyond twice as many they wait for a running one to finish.
+        claim: asked before a call is answered, when replicas share the session: False leaves
+            it unanswered here (another holder answers it, or did).
+        answered_here: told once a call's output went out.
     """
 
     def __init__(
@@ -80,8 +85,12 @@ class ToolCallRouter:
         answered: MutableSet[str],
         session_id: str,
         max_pending: int = 32,
+        claim: Claimer | None = None,
+        answered_here: Notifier | None = None,
     ) -> None:
         self._nursery = nursery
+        self._claim = claim
+        self._answered_here = answered_here
         self._answer = answer
         self._send = send
         self._answered = answered
@@ -250,6 +259,15 @@ class ToolCallRouter:
     async def _answer_and_deliver(
         self, call: FunctionCall, response: _Response | None, busy: bool
     ) -> None:
+        if self._claim is not None and not await self._claim(call):
+            logger.info(
+                "session %s: call %s is not this replica's to answer",
+                self._session_id,
+                call.call_id,
+            )
+            if response is not None:
+                response.calls_pending -= 1
+            return
         if busy:
             message = f"Too many tool calls at once; {call.name!r} was not run. Try again."
             answer = ToolAnswer({"ok": False, "reason": "busy", "message": message})
@@ -306,6 +324,8 @@ class ToolCallRouter:
 
     async def _deliver(self, call: FunctionCall, events: list[dict[str, Any]]) -> bool:
         delivered = await self._send(call.realtime_call, *events)
+        if delivered and self._answered_here is not None:
+            self._nursery.start_soon(self._answered_here, call)  # never delays what follows
         if not delivered:
             logger.warning(
                 "session %s: could not deliver the output of %s", self._session_id, call.call_id
