@@ -32,29 +32,67 @@ def _answers_ping(port: int) -> bool:
         return False
 
 
+class ValkeyServer:
+    """A `valkey-server` process on *port* with its data in *directory*: stopped and started
+    again on the same port and data, as an operator restarts a store."""
+
+    def __init__(self, directory: Path, *, appendonly: bool) -> None:
+        self.port = _free_port()
+        self.directory = directory
+        self.appendonly = appendonly
+        self.log = directory / "valkey.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"valkey://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        argv = [
+            str(get_binary_path()),
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.directory),
+            "--save", "",
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--appendfsync", "always",
+        ]  # fmt: skip
+        with self.log.open("ab") as output:
+            self.process = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_SECONDS
+        while not _answers_ping(self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"valkey-server did not start:\n{self.log.read_text()}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """Gone at once, as a crash (what was appended and synced survives)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
 @contextmanager
 def running_valkey(*, appendonly: bool = False) -> Iterator[str]:
     """A fresh server until the block ends; its `valkey://` URL."""
-    port = _free_port()
+    with valkey_process(appendonly=appendonly) as server:
+        yield server.url
+
+
+@contextmanager
+def valkey_process(*, appendonly: bool = False) -> Iterator[ValkeyServer]:
+    """A fresh server, started, until the block ends (stopped then, if still running)."""
     with tempfile.TemporaryDirectory(prefix="realtime-trio-valkey-") as directory:
-        argv = [
-            str(get_binary_path()),
-            "--port", str(port),
-            "--bind", "127.0.0.1",
-            "--dir", directory,
-            "--save", "",
-            "--appendonly", "yes" if appendonly else "no",
-        ]  # fmt: skip
-        log = Path(directory) / "valkey.log"
-        with log.open("wb") as output:
-            process = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT)
+        server = ValkeyServer(Path(directory), appendonly=appendonly)
+        server.start()
         try:
-            deadline = time.monotonic() + START_SECONDS
-            while not _answers_ping(port):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"valkey-server did not start:\n{log.read_text()}")
-                time.sleep(0.05)
-            yield f"valkey://127.0.0.1:{port}/0"
+            yield server
         finally:
-            process.terminate()
-            process.wait(timeout=10)
+            server.stop()

@@ -45,6 +45,8 @@ ENDING_BOUND_SECONDS = GRACEFUL_CLOSE_SECONDS + HANGUP_SECONDS + END_WAIT_SECOND
 # How long an extraction waits for user transcriptions still in flight, so that the sentence
 # that made the model call `extract_profile` is part of what gets extracted.
 TRANSCRIPTION_WAIT_SECONDS = 3.0
+# How long a change made through the API waits to be written before it joins the next batch.
+PROMPT_WRITE_SECONDS = 0.5
 # Pending turns asked for again after a reconnect (the latest ones).
 RESYNC_MAX_ITEMS = 20
 # Unknown items asked for: remembered (each is asked once), and asked at once.
@@ -104,6 +106,8 @@ class LiveSession:
         self.hold = hold
         # Its record stays when it ends here: handed over, or its hold lost to another replica.
         self.kept = False
+        # It ended for good (asked to, or idle), not merely cancelled with its replica.
+        self.concluded = False
 
     # -- what the session says upstream -------------------------------------------------
 
@@ -277,11 +281,17 @@ class LiveSession:
         return self.record.profile
 
     async def record_changed(self) -> None:
-        """The record changed: in a shared store it goes out with the next batch."""
-        if self._replica is not None:
-            self._replica.changed(self)
-        else:
+        """The record changed (a profile, instructions, a call, a renew): in a shared store it
+        is written at once, so a read on another replica right after sees it; if the store does
+        not answer quickly, it goes out with the next batch instead."""
+        if self._replica is None:
             await self._store.save(self.record)
+            return
+        written = False
+        with trio.move_on_after(PROMPT_WRITE_SECONDS):
+            written = await self._replica.flush(self)
+        if not written:
+            self._replica.changed(self)
 
     def sideband_changed(self) -> None:
         if self._replica is not None:
@@ -383,6 +393,7 @@ class LiveSession:
                         nursery.start_soon(self._let_go_when_lost, self.hold)
                     task_status.started()
                     hang_up = await self._until_ended()
+                    self.concluded = not self.kept
                     await self._close_sideband()
                     if hang_up:
                         await self._hang_up()

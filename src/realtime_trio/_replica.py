@@ -178,7 +178,7 @@ class Replica:
         return hold
 
     async def create_record(self, hold: Hold, record: SessionRecord, view: dict[str, Any]) -> None:
-        document = {**record_to_json(record), "sideband": view}
+        document = {**record_to_json(record), "sideband": {**view, "replica": self.name}}
         await self.call(
             self.tables.records.create(record.session_id, document, self.record_ttl_seconds)
         )
@@ -274,7 +274,7 @@ class Replica:
         try:
             saved = await self.call(
                 self.tables.records.save_many(
-                    [(session.session_id, _document(session), hold.lease)],
+                    [(session.session_id, _document(session, self.name), hold.lease)],
                     self.record_ttl_seconds,
                 )
             )
@@ -293,7 +293,7 @@ class Replica:
             for session_id, session in batch.items():
                 hold = self.holds(session_id)
                 if hold is not None:
-                    items.append((session_id, _document(session), hold.lease))
+                    items.append((session_id, _document(session, self.name), hold.lease))
                     sessions.append(session)
             if not items:
                 continue
@@ -433,5 +433,18 @@ class Replica:
             logger.warning("could not release sideband leases: they run out by themselves")
 
 
-def _document(session: HeldSession) -> dict[str, Any]:
-    return {**record_to_json(session.record), "sideband": session.sideband_view()}
+def _document(session: HeldSession, writer: str) -> dict[str, Any]:
+    """The record as stored, with its sideband's state as *writer* (its holder) saw it."""
+    view = {**session.sideband_view(), "replica": writer}
+    return {**record_to_json(session.record), "sideband": view}
+
+
+def stored_sideband(document: dict[str, Any], holder: str | None) -> dict[str, Any]:
+    """The sideband as a replica that does not hold it shows it: as its holder last wrote it,
+    unless the holder changed since (then it is being attached by the new one)."""
+    view = document.get("sideband")
+    view = dict(view) if isinstance(view, dict) else {"state": "idle"}
+    writer = view.pop("replica", None)
+    if view.get("state") not in ("idle", None) and writer != holder:
+        view = {"state": "connecting"}
+    return {**view, "replica": holder}

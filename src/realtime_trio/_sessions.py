@@ -28,7 +28,7 @@ from ._lease_keeper import Hold
 from ._live_session import ENDING_BOUND_SECONDS, LiveSession
 from ._plugins import PluginRegistry
 from ._profile import empty_profile
-from ._replica import Replica
+from ._replica import Replica, stored_sideband
 from ._store import MemorySessionStore, SessionRecord, SessionStore, record_from_json
 from ._tools._dispatcher import ToolDispatcher
 from ._transcript import Transcript
@@ -167,11 +167,7 @@ class SessionManager:
             raise UnknownSession()
         document, holder = loaded
         view = self._session(self._record(document)).describe()
-        sideband = document.get("sideband")
-        view["sideband"] = {
-            **(sideband if isinstance(sideband, dict) else {"state": "idle"}),
-            "replica": holder,
-        }
+        view["sideband"] = stored_sideband(document, holder)
         if holder is not None:
             await self.replica.touch(session_id, holder)
         return view
@@ -375,7 +371,9 @@ class SessionManager:
         finally:
             if self._live.get(session.session_id) is session:
                 del self._live[session.session_id]
-            if not session.kept:
+            # In a shared store a session outlives its replica's tasks being cancelled: only a
+            # session that ended for good goes.
+            if self.replica is None or session.concluded:
                 with trio.CancelScope(shield=True), trio.move_on_after(STORE_CLEANUP_SECONDS):
                     await self._forget(session)
             logger.debug("session %s ended", session.session_id)

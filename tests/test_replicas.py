@@ -1,0 +1,265 @@
+"""Scale-out on a real Valkey: two or three `realtime-trio serve` processes, one simulator.
+
+Any replica answers for any session; each call's sideband is held by one replica at a time
+(the simulator never sees two sockets of one call open at once); a replica killed, paused or
+stopped loses no session, no turn and no tool call.
+"""
+
+from __future__ import annotations
+
+import signal
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from realtime_trio.simulator import RunningSimulator
+from replicas import LEASE_SECONDS, Replica, running_replicas
+from sim_client import SimControl, wait_until
+
+DEFAULT_REPLY = "Sure, I can help with that."  # the simulated model's, when none is queued
+TAKEOVER_BOUND = LEASE_SECONDS + 6.0  # the issue's "lease plus a second or two", loosely
+
+
+@pytest.fixture
+async def replicas(
+    tmp_path: Path, valkey_url: str, simulator: RunningSimulator
+) -> AsyncIterator[list[Replica]]:
+    async with running_replicas(
+        tmp_path,
+        count=2,
+        store_url=valkey_url,
+        prefix=f"test:{uuid.uuid4().hex}:",
+        upstream=simulator.base_url,
+    ) as started:
+        yield started
+
+
+async def view(replica: Replica, session_id: str) -> dict[str, Any]:
+    response = await replica.http.get(f"/session/{session_id}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def held_by(replica: Replica, session_id: str, holder: str) -> dict[str, Any] | None:
+    """The session as *replica* sees it, once *holder* holds it with its sideband connected."""
+    seen = await view(replica, session_id)
+    sideband = seen["sideband"]
+    return seen if sideband["replica"] == holder and sideband["state"] == "connected" else None
+
+
+async def said(replica: Replica, session_id: str, texts: list[str]) -> list[dict[str, Any]] | None:
+    """The transcript as *replica* sees it, once it reads *texts*, complete, in this order."""
+    entries = (await view(replica, session_id))["transcript"]
+    spoken = [e["text"] for e in entries if e["status"] == "complete"]
+    return entries if spoken == texts else None
+
+
+async def start_call(replica: Replica, sim: SimControl) -> tuple[str, str]:
+    created = await replica.http.post("/session", json={"enableTranscription": True})
+    assert created.status_code == 200, created.text
+    session = created.json()
+    call_id = await sim.create_call(session["clientSecret"])
+    attached = await replica.http.post(
+        "/session/call", json={"sessionId": session["sessionId"], "callId": call_id}
+    )
+    assert attached.status_code == 200, attached.text
+    return session["sessionId"], call_id
+
+
+async def turn(sim: SimControl, call_id: str, user: str, assistant: str) -> None:
+    await sim.drive(call_id, "replies", text=assistant)
+    await sim.drive(call_id, "user", text=user)
+
+
+def never_two_open(call: dict[str, Any]) -> None:
+    """No moment when two of the call's sockets were open together."""
+    spans = sorted((s["openedAt"], s["closedAt"] or float("inf")) for s in call["sockets"])
+    for (_, closed), (opened, _) in zip(spans, spans[1:], strict=False):
+        assert closed <= opened, call["sockets"]
+
+
+async def test_a_session_made_on_one_replica_is_used_and_ended_through_the_other(
+    replicas: list[Replica], sim: SimControl
+) -> None:
+    one, other = replicas
+    created = await one.http.post("/session", json={"enableTranscription": True})
+    assert created.status_code == 200, created.text
+    session_id, secret = created.json()["sessionId"], created.json()["clientSecret"]
+    assert (await view(other, session_id))["sideband"] == {"state": "idle", "replica": "replica-1"}
+
+    # The app reports its call to the other replica: the session moves there, call attached.
+    call_id = await sim.create_call(secret)
+    attached = await other.http.post(
+        "/session/call", json={"sessionId": session_id, "callId": call_id}
+    )
+    assert attached.status_code == 200, attached.text
+    assert attached.json() == {
+        "sessionId": session_id,
+        "callId": call_id,
+        "sideband": {"state": "connected"},
+    }
+    await turn(sim, call_id, "Hi, I'm Ada Lovelace.", "Hello Ada!")
+    await wait_until(lambda: said(one, session_id, ["Hi, I'm Ada Lovelace.", "Hello Ada!"]))
+    assert (await view(one, session_id))["sideband"]["replica"] == "replica-2"
+
+    renewed = await one.http.post("/session/renew", json={"sessionId": session_id})
+    assert renewed.status_code == 200, renewed.text
+    assert "USER: Hi, I'm Ada Lovelace." in renewed.json()["instructions"]
+    assert renewed.json()["callId"] == call_id
+
+    extracted = await other.http.post("/extract-profile", json={"sessionId": session_id})
+    assert extracted.status_code == 200, extracted.text
+    assert extracted.json()["profile"]["first_name"] == "Ada"
+    assert (await view(one, session_id))["profile"]["first_name"] == "Ada"
+
+    deleted = await one.http.delete(f"/session/{session_id}")
+    assert deleted.status_code == 204
+    for replica in replicas:
+        gone = await replica.http.get(f"/session/{session_id}")
+        assert gone.status_code == 404
+        assert gone.json()["code"] == "unknown_session"
+    call = await sim.call(call_id)
+    never_two_open(call)
+    assert call["ended"]  # the session's end hung its call up
+
+
+async def test_a_killed_holder_s_calls_are_taken_over_with_the_transcript_whole(
+    replicas: list[Replica], sim: SimControl
+) -> None:
+    one, other = replicas
+    session_id, call_id = await start_call(one, sim)
+    await turn(sim, call_id, "My name is Grace.", "Hi Grace.")
+    await wait_until(lambda: said(other, session_id, ["My name is Grace.", "Hi Grace."]))
+
+    one.signal(signal.SIGKILL)
+    killed_at = trio.current_time()
+    await wait_until(lambda: held_by(other, session_id, "replica-2"), seconds=TAKEOVER_BOUND + 5)
+    assert trio.current_time() - killed_at < TAKEOVER_BOUND
+
+    # The successor gave the call the session's instructions again, and hears what is said.
+    updates = await sim.client_events(call_id, "session.update")
+    call = await sim.call(call_id)
+    assert len(updates) == 2, (call["sockets"], [e["event"]["type"] for e in call["clientEvents"]])
+    assert updates[-1]["session"]["instructions"] == (await view(other, session_id))["instructions"]
+    await turn(sim, call_id, "I live in London.", "Noted.")
+    spoken = ["My name is Grace.", "Hi Grace.", "I live in London.", "Noted."]
+    await wait_until(lambda: said(other, session_id, spoken))
+
+    # The next tool call is answered once, by the successor.
+    result = await sim.drive(
+        call_id, "tool-call", name="extract_profile", arguments={}, timeoutSeconds=10
+    )
+    assert result["output"] is not None
+    outputs = [
+        e
+        for e in await sim.client_events(call_id, "conversation.item.create")
+        if e["item"]["type"] == "function_call_output"
+    ]
+    assert [e["item"]["call_id"] for e in outputs] == [result["callId"]]
+    never_two_open(await sim.call(call_id))
+
+
+def function_outputs(events: list[dict[str, Any]], call_id: str) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in events
+        if e["item"]["type"] == "function_call_output" and e["item"]["call_id"] == call_id
+    ]
+
+
+async def test_a_holder_paused_past_its_lease_stops_acting_when_it_resumes(
+    replicas: list[Replica], sim: SimControl
+) -> None:
+    one, other = replicas
+    session_id, call_id = await start_call(one, sim)
+    await turn(sim, call_id, "My name is Grace.", "Hi Grace.")
+    await wait_until(lambda: said(other, session_id, ["My name is Grace.", "Hi Grace."]))
+
+    one.signal(signal.SIGSTOP)  # a GC pause, a frozen VM: its socket stays open meanwhile
+    await wait_until(lambda: held_by(other, session_id, "replica-2"), seconds=TAKEOVER_BOUND + 5)
+    await turn(sim, call_id, "I live in London.", "Noted.")
+    during = await sim.drive(
+        call_id, "tool-call", name="extract_profile", arguments={}, timeoutSeconds=10
+    )
+
+    one.signal(signal.SIGCONT)
+    # It finds its hold gone and lets the call go: its socket closes, without a hang-up.
+    await wait_until(lambda: _sockets_open(sim, call_id, 1), seconds=10)
+    assert "no longer held here" in one.log_text() or "lost to another replica" in one.log_text()
+    events = await sim.client_events(call_id, "conversation.item.create")
+    assert len(function_outputs(events, during["callId"])) == 1  # the paused one never answered
+    # What the model said after the tool's output is in the transcript too.
+    spoken = ["My name is Grace.", "Hi Grace.", "I live in London.", "Noted.", DEFAULT_REPLY]
+    for replica in replicas:  # its late writes were refused: the successor's record stands
+        await wait_until(lambda replica=replica: said(replica, session_id, spoken))
+        assert (await view(replica, session_id))["sideband"]["replica"] == "replica-2"
+    assert not (await sim.call(call_id))["ended"]
+
+    after = await sim.drive(
+        call_id, "tool-call", name="extract_profile", arguments={}, timeoutSeconds=10
+    )
+    events = await sim.client_events(call_id, "conversation.item.create")
+    assert len(function_outputs(events, after["callId"])) == 1
+
+
+async def _sockets_open(sim: SimControl, call_id: str, n: int) -> bool:
+    call = await sim.call(call_id)
+    return sum(s["open"] for s in call["sockets"]) == n
+
+
+async def test_a_rolling_restart_of_every_replica_loses_no_session_and_no_turn(
+    replicas: list[Replica], sim: SimControl
+) -> None:
+    one, other = replicas
+    session_id, call_id = await start_call(one, sim)
+    spoken: list[str] = []
+    for n, (stopping, successor) in enumerate([(one, other), (other, one)]):
+        user, assistant = f"Turn {n}, before.", f"Answer {n}, before."
+        await turn(sim, call_id, user, assistant)
+        spoken += [user, assistant]
+        assert await stopping.stopped() == 0
+        # Handed over at once: well within one lease, not after it ran out.
+        await wait_until(
+            lambda successor=successor: held_by(successor, session_id, successor.name),
+            seconds=LEASE_SECONDS + 2,
+        )
+        await stopping.start()  # the new version comes up
+        user, assistant = f"Turn {n}, after.", f"Answer {n}, after."
+        await turn(sim, call_id, user, assistant)
+        spoken += [user, assistant]
+        await wait_until(lambda successor=successor: said(successor, session_id, spoken))
+    for replica in replicas:
+        assert (await view(replica, session_id))["sideband"]["replica"] == "replica-1"
+    call = await sim.call(call_id)
+    never_two_open(call)
+    assert not call["ended"]
+
+
+async def test_the_sessions_of_a_killed_replica_are_shared_out_among_the_survivors(
+    tmp_path: Path, valkey_url: str, simulator: RunningSimulator, sim: SimControl
+) -> None:
+    async with running_replicas(
+        tmp_path,
+        count=3,
+        store_url=valkey_url,
+        prefix=f"test:{uuid.uuid4().hex}:",
+        upstream=simulator.base_url,
+    ) as (dying, *survivors):
+        calls = [await start_call(dying, sim) for _ in range(12)]
+        dying.signal(signal.SIGKILL)
+
+        async def holders() -> list[str] | None:
+            seen = [await view(survivors[0], session_id) for session_id, _ in calls]
+            sidebands = [s["sideband"] for s in seen]
+            if all(s["state"] == "connected" and s["replica"] != dying.name for s in sidebands):
+                return [s["replica"] for s in sidebands]
+            return None
+
+        taken = await wait_until(holders, seconds=TAKEOVER_BOUND + 10)
+        assert set(taken) == {"replica-2", "replica-3"}
+        for _, call_id in calls:
+            never_two_open(await sim.call(call_id))
