@@ -127,7 +127,7 @@ async def running_replicas(
                 nursery.start_soon(replica.start)
         try:
             yield replicas
-        except BaseException:
-            for replica in replicas:
-                print(f"----- {replica.name} -----\n{replica.log_text()}")
+        except BaseException as exc:
+            for replica in replicas:  # shown with the failure
+                exc.add_note(f"----- {replica.name} -----\n{replica.log_text()}")
             raise

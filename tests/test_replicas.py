@@ -7,6 +7,7 @@ stopped loses no session, no turn and no tool call.
 
 from __future__ import annotations
 
+import itertools
 import signal
 import uuid
 from collections.abc import AsyncIterator
@@ -78,7 +79,7 @@ async def turn(sim: SimControl, call_id: str, user: str, assistant: str) -> None
 def never_two_open(call: dict[str, Any]) -> None:
     """No moment when two of the call's sockets were open together."""
     spans = sorted((s["openedAt"], s["closedAt"] or float("inf")) for s in call["sockets"])
-    for (_, closed), (opened, _) in zip(spans, spans[1:], strict=False):
+    for (_, closed), (opened, _) in itertools.pairwise(spans):
         assert closed <= opened, call["sockets"]
 
 
@@ -231,7 +232,8 @@ async def test_a_rolling_restart_of_every_replica_loses_no_session_and_no_turn(
         user, assistant = f"Turn {n}, after.", f"Answer {n}, after."
         await turn(sim, call_id, user, assistant)
         spoken += [user, assistant]
-        await wait_until(lambda successor=successor: said(successor, session_id, spoken))
+        expected = list(spoken)
+        await wait_until(lambda s=successor, e=expected: said(s, session_id, e))
     for replica in replicas:
         assert (await view(replica, session_id))["sideband"]["replica"] == "replica-1"
     call = await sim.call(call_id)
