@@ -20,6 +20,7 @@ import trio
 from realtime_trio.simulator import RunningSimulator
 from replicas import LEASE_SECONDS, Replica, running_replicas
 from sim_client import SimControl, wait_until
+from valkey_server import valkey_process
 
 DEFAULT_REPLY = "Sure, I can help with that."  # the simulated model's, when none is queued
 TAKEOVER_BOUND = LEASE_SECONDS + 6.0  # the "lease plus a second or two", loosely
@@ -265,3 +266,47 @@ async def test_the_sessions_of_a_killed_replica_are_shared_out_among_the_survivo
         assert set(taken) == {"replica-2", "replica-3"}
         for _, call_id in calls:
             never_two_open(await sim.call(call_id))
+
+
+async def test_a_store_outage_ends_no_call_and_what_was_said_meanwhile_is_kept(
+    tmp_path: Path, simulator: RunningSimulator, sim: SimControl
+) -> None:
+    with valkey_process(appendonly=True) as store:
+        async with running_replicas(
+            tmp_path,
+            count=2,
+            store_url=store.url,
+            prefix="outage:",
+            upstream=simulator.base_url,
+        ) as (one, other):
+            session_id, call_id = await start_call(one, sim)
+            await turn(sim, call_id, "My name is Grace.", "Hi Grace.")
+            await wait_until(lambda: said(other, session_id, ["My name is Grace.", "Hi Grace."]))
+
+            store.kill()
+            await turn(sim, call_id, "I live in London.", "Noted.")  # the call goes on
+            started = trio.current_time()
+            refused = await other.http.get(f"/session/{session_id}")
+            assert refused.status_code == 503
+            assert refused.json()["code"] == "store_unavailable"
+            assert trio.current_time() - started < 10  # answered, not hung
+            assert (await other.http.get("/readyz")).status_code == 503
+            assert (await other.http.get("/healthz")).status_code == 200
+            await trio.sleep(LEASE_SECONDS + 1)  # past every lease: nobody can take over now
+
+            store.start()  # with its append-only file
+            await wait_until(lambda: _ready(other), seconds=20)
+            spoken = ["My name is Grace.", "Hi Grace.", "I live in London.", "Noted."]
+            await wait_until(lambda: said(other, session_id, spoken), seconds=20)
+            assert (await other.http.get("/readyz")).status_code == 200
+            assert (await view(other, session_id))["sideband"] == {
+                "state": "connected",
+                "replica": "replica-1",
+            }
+            call = await sim.call(call_id)
+            assert len(call["sockets"]) == 1  # the same socket all along
+            assert not call["ended"]
+
+
+async def _ready(replica: Replica) -> bool:
+    return (await replica.http.get("/readyz")).status_code == 200

@@ -46,6 +46,7 @@ WRITE_BATCH_SECONDS = 0.05
 INBOX_POLL_SECONDS = 0.05
 TAKEOVER_SCAN_SECONDS = 0.5
 ORPHANS_SCANNED = 1000
+CALM_SECONDS = 2.0
 # Sessions restored at once by one replica (each loads a record and opens a sideband).
 RESTORES_AT_ONCE = 16
 # How long a request waits for the holder to hand its session over, past which it answers 503.
@@ -370,6 +371,7 @@ class Replica:
 
     async def _take_over_orphans(self, host: ReplicaHost, nursery: trio.Nursery) -> None:
         limiter = trio.CapacityLimiter(RESTORES_AT_ONCE)
+        calm_until, away = 0.0, False
         while True:
             await trio.sleep(TAKEOVER_SCAN_SECONDS)
             if self._stopping:
@@ -380,6 +382,15 @@ class Replica:
                 )
                 orphans = await self.call(self.tables.leases.orphans(ORPHANS_SCANNED))
             except StoreUnavailable:
+                away = True
+                continue
+            if away:
+                # Back after an outage, every lease may have run out meanwhile: their holders,
+                # reconnecting too, get two lease periods to take them back before anything
+                # counts as an orphan.
+                away = False
+                calm_until = trio.current_time() + 2 * self.lease_seconds + CALM_SECONDS
+            if trio.current_time() < calm_until:
                 continue
             orphans = [s for s in orphans if s not in self._restoring and not self.holds(s)]
             if not orphans:
