@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import logging
 import sys
 from functools import partial
@@ -93,6 +94,13 @@ def _serve(args: argparse.Namespace) -> int:
         settings = load_settings(**overrides)
     except SettingsError as exc:
         print(f"realtime-trio: {exc}", file=sys.stderr)
+        return 2
+    if settings.store().shared and importlib.util.find_spec("glide") is None:
+        print(
+            "realtime-trio: STORE_URL names a Valkey server, but its client is not installed: "
+            "pip install 'realtime-trio[valkey]'",
+            file=sys.stderr,
+        )
         return 2
     if args.workers > 1:
         return _serve_workers(settings, args.workers)
