@@ -20,11 +20,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import trio
 
-from sim_client import wait_until
+from realtime_trio.simulator import DEFAULT_API_KEY, RunningSimulator
+from sim_client import SimControl, wait_until
 
 COMMAND = [sys.executable, "-m", "realtime_trio"]
 STARTED = re.compile(r"(\d+) workers on (\S+):(\d+)")
@@ -82,6 +84,7 @@ async def supervised(
     env = {
         "OPENAI_API_KEY": "sk-test-dummy-key-for-workers",
         "OPENAI_BASE_URL": f"http://127.0.0.1:{_unused_port()}/v1",
+        "PATH": os.environ.get("PATH", ""),
         "HOST": "127.0.0.1",
         "PORT": "0",
         "STORE_URL": store_url,
@@ -255,3 +258,59 @@ async def test_a_second_signal_kills_the_workers_at_once(tmp_path: Path, valkey_
     assert status == 128 + signal.SIGTERM, supervisor.log_text()
     assert all(gone(pid) for pid in workers)
     assert "second signal (SIGTERM): killing the workers" in supervisor.log_text()
+
+
+async def _served_by(url: str, method: str, path: str, **body: Any) -> tuple[str, httpx.Response]:
+    """Which worker answers *method* *path*, and its answer: asked on one new connection,
+    first `/readyz` (which names the worker), then the request itself."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        return ready.json()["replica"], await http.request(method, path, **body)
+
+
+async def test_one_session_is_served_through_both_workers(
+    tmp_path: Path, valkey_url: str, simulator: RunningSimulator, sim: SimControl
+) -> None:
+    async with supervised(
+        tmp_path,
+        valkey_url,
+        workers=2,
+        OPENAI_API_KEY=DEFAULT_API_KEY,
+        OPENAI_BASE_URL=simulator.base_url,
+    ) as supervisor:
+        made_on, created = await _served_by(
+            supervisor.url, "POST", "/session", json={"enableTranscription": True}
+        )
+        assert created.status_code == 200, created.text
+        session_id = created.json()["sessionId"]
+        call_id = await sim.create_call(created.json()["clientSecret"])
+        await sim.drive(call_id, "replies", text="Hello Ada!")
+
+        # New connections land on either worker: use the session through each in turn.
+        answered_by: dict[str, list[int]] = {}
+        attached = False
+        with trio.fail_after(60):
+            while len(answered_by) < 2 or not attached:
+                worker, answer = await _served_by(
+                    supervisor.url,
+                    "POST",
+                    "/session/call",
+                    json={"sessionId": session_id, "callId": call_id},
+                )
+                answered_by.setdefault(worker, []).append(answer.status_code)
+                attached = attached or (worker != made_on and answer.status_code == 200)
+        assert made_on in answered_by
+        assert len(answered_by) == 2
+        assert all(status == 200 for statuses in answered_by.values() for status in statuses)
+
+        await sim.drive(call_id, "user", text="Hi, I'm Ada Lovelace.")
+        spoken = ["Hi, I'm Ada Lovelace.", "Hello Ada!"]
+        seen_by: set[str] = set()
+        with trio.fail_after(60):
+            while len(seen_by) < 2:
+                worker, answer = await _served_by(supervisor.url, "GET", f"/session/{session_id}")
+                entries = answer.json()["transcript"]
+                if [e["text"] for e in entries if e["status"] == "complete"] == spoken:
+                    seen_by.add(worker)
+        assert seen_by == set(answered_by)
