@@ -310,3 +310,24 @@ async def test_a_store_outage_ends_no_call_and_what_was_said_meanwhile_is_kept(
 
 async def _ready(replica: Replica) -> bool:
     return (await replica.http.get("/readyz")).status_code == 200
+
+
+async def test_rate_limits_are_shared_by_every_replica(
+    tmp_path: Path, valkey_url: str, simulator: RunningSimulator
+) -> None:
+    async with running_replicas(
+        tmp_path,
+        count=2,
+        store_url=valkey_url,
+        prefix=f"test:{uuid.uuid4().hex}:",
+        upstream=simulator.base_url,
+        rate_limit_per_minute=2,
+        rate_limit_burst=2,
+    ) as (one, other):
+        assert (await one.http.post("/token")).status_code == 200
+        assert (await other.http.post("/token")).status_code == 200
+        for replica in (one, other):  # the bucket both drew from is empty
+            refused = await replica.http.post("/token")
+            assert refused.status_code == 429
+            assert refused.json()["code"] == "rate_limited"
+            assert int(refused.headers["Retry-After"]) >= 1
