@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trio
 
@@ -331,3 +332,32 @@ async def test_rate_limits_are_shared_by_every_replica(
             assert refused.status_code == 429
             assert refused.json()["code"] == "rate_limited"
             assert int(refused.headers["Retry-After"]) >= 1
+
+
+async def test_replicas_racing_for_one_session_hand_it_over_one_at_a_time(
+    replicas: list[Replica], sim: SimControl
+) -> None:
+    one = replicas[0]
+    session_id, call_id = await start_call(one, sim)
+    for _ in range(8):
+        answers: dict[str, httpx.Response] = {}
+
+        async def renew(replica: Replica, answers: dict[str, httpx.Response] = answers) -> None:
+            answers[replica.name] = await replica.http.post(
+                "/session/renew", json={"sessionId": session_id}
+            )
+
+        async with trio.open_nursery() as nursery:
+            for replica in replicas:
+                nursery.start_soon(renew, replica)
+        assert {name: a.status_code for name, a in answers.items()} == {
+            "replica-1": 200,
+            "replica-2": 200,
+        }
+        holders = {(await view(r, session_id))["sideband"]["replica"] for r in replicas}
+        assert len(holders) == 1
+    call = await sim.call(call_id)
+    never_two_open(call)
+    assert not call["ended"]
+    await turn(sim, call_id, "Still there?", "Yes.")
+    await wait_until(lambda: said(one, session_id, ["Still there?", "Yes."]))
