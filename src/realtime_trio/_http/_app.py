@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+import trio
 from quart import request
 from quart.json.provider import DefaultJSONProvider
 from quart_schema import QuartSchema
@@ -84,6 +85,8 @@ def create_app(
 
 
 RateCheck = Callable[[str], Awaitable[float | None]]
+# The longest a shared rate-limit check may add to a request while the store is slow.
+SHARED_CHECK_SECONDS = 0.5
 
 
 def _rate_check(settings: Settings, replica: Replica | None) -> RateCheck:
@@ -101,11 +104,14 @@ def _rate_check(settings: Settings, replica: Replica | None) -> RateCheck:
     shared = replica.tables.rate_limiter(per_minute, burst)
 
     async def check_shared(identity: str) -> float | None:
-        try:
-            return await replica.call(shared.check(identity))
-        except StoreUnavailable:
-            logger.warning("rate limit not checked: the session store is unavailable")
-            return None
+        if replica.store_reachable:
+            with trio.move_on_after(SHARED_CHECK_SECONDS):
+                try:
+                    return await replica.call(shared.check(identity))
+                except StoreUnavailable:
+                    pass
+        logger.debug("rate limit not checked: the session store is unavailable")
+        return None
 
     return check_shared
 
