@@ -238,8 +238,8 @@ class Replica:
                 return hold
             holder = await self.call(self.tables.leases.holder(session_id))
             if holder is not None and holder.replica == self.name:
-                adopted = self.keeper.adopt(holder)
-                return adopted
+                # Handed to this replica (or held here already): keep the hold there is.
+                return self.holds(session_id) or self.keeper.adopt(holder)
             if holder is not None and asked != (holder.replica, holder.epoch):
                 asked = (holder.replica, holder.epoch)
                 message = {"op": "handover", "session": session_id, "to": self.name}
@@ -344,7 +344,7 @@ class Replica:
                     nursery.start_soon(self._hand_over, host, session_id, message["to"])
 
     async def _hand_over(self, host: ReplicaHost, session_id: str, to: str) -> None:
-        """Pass *session_id* to replica *to*: record written, sideband closed, then the lease
+        """Pass *session_id* to replica *to*: sideband closed, record written, then the lease
         moved in one step, so there is never a moment with two sidebands or none held."""
         restoring = self._restoring.get(session_id)
         if restoring is not None:  # taken over here a moment ago: hand over what runs
@@ -354,10 +354,11 @@ class Replica:
             return
         session = host.local(session_id)
         if session is not None:
-            await self.flush(session)
-        self.keeper.drop(hold)  # no renewal, no batched write from here on
-        if session is not None:
+            # Its sideband closed first, so the record written next holds all it heard; the
+            # lease is renewed meanwhile, so it is still this replica's to pass on.
             await host.let_go(session_id)
+            await self.flush(session)
+        self.keeper.drop(hold)
         try:
             moved = await self.call(self.tables.leases.transfer(hold.lease, to, self.lease_seconds))
         except StoreUnavailable:

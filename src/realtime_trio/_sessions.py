@@ -148,6 +148,8 @@ class SessionManager:
         hold = await replica.claim(session_id)
         if hold is None:
             return None
+        if (restored := self._find(session_id)) is not None:
+            return restored  # taken over here while the claim waited
         record = await replica.call(replica.tables.records.load(session_id))
         if record is None:
             await replica.forget(hold)
