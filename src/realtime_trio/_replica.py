@@ -20,6 +20,7 @@ trip. When the store is away, writes wait and are retried; live calls carry on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -212,7 +213,8 @@ class Replica:
         """Tell *holder* its session was used here (its idle TTL starts again)."""
         if holder != self.name:
             message = {"op": "touch", "session": session_id}
-            await self.call(self.tables.inbox.send(holder, message, MESSAGE_TTL_SECONDS))
+            with contextlib.suppress(StoreUnavailable):  # a read still answers
+                await self.call(self.tables.inbox.send(holder, message, MESSAGE_TTL_SECONDS))
 
     # -- claiming a session for a request ------------------------------------------------
 

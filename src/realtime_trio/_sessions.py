@@ -150,11 +150,17 @@ class SessionManager:
             return None
         if (restored := self._find(session_id)) is not None:
             return restored  # taken over here while the claim waited
-        record = await replica.call(replica.tables.records.load(session_id))
-        if record is None:
-            await replica.forget(hold)
-            return None
-        return await self._adopt(hold, record, attach=attach)
+        try:
+            record = await replica.call(replica.tables.records.load(session_id))
+            if record is None:
+                await replica.forget(hold)
+                return None
+            return await self._adopt(hold, record, attach=attach)
+        except BaseException:
+            if self._find(session_id) is None:
+                # Held with nothing run under it: let the lease run out, for a takeover.
+                replica.keeper.drop(hold)
+            raise
 
     async def describe(self, session_id: str) -> dict[str, Any]:
         """The session as `GET /session/{id}` shows it, wherever it is held; counts as use."""
