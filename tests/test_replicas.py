@@ -361,3 +361,23 @@ async def test_replicas_racing_for_one_session_hand_it_over_one_at_a_time(
     assert not call["ended"]
     await turn(sim, call_id, "Still there?", "Yes.")
     await wait_until(lambda: said(one, session_id, ["Still there?", "Yes."]))
+
+
+async def test_a_session_moving_to_a_new_call_through_another_replica_skips_the_old_one(
+    replicas: list[Replica], sim: SimControl
+) -> None:
+    one, other = replicas
+    session_id, old_call = await start_call(one, sim)
+    renewed = await other.http.post("/session/renew", json={"sessionId": session_id})
+    assert renewed.status_code == 200, renewed.text
+    new_call = await sim.create_call(renewed.json()["clientSecret"])
+
+    moved = await one.http.post("/session/call", json={"sessionId": session_id, "callId": new_call})
+
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["sideband"] == {"state": "connected"}
+    # The renew moved the session to replica-2 with its old call; the move to the new call
+    # through replica-1 opened no socket on the old call there.
+    assert len((await sim.call(old_call))["sockets"]) == 2
+    assert [s["open"] for s in (await sim.call(new_call))["sockets"]] == [True]
+    assert (await view(other, session_id))["callId"] == new_call

@@ -119,10 +119,12 @@ class SessionManager:
             task_status.started(self)
             await trio.sleep_forever()
 
-    async def find(self, session_id: str, *, attach: bool = True) -> LiveSession:
+    async def find(
+        self, session_id: str, *, attach: bool = True, moving_to: str | None = None
+    ) -> LiveSession:
         """The session *session_id* names, run here: with a shared store, one held by another
-        replica is taken over (its call re-attached here unless not *attach*). Finding it
-        through the API counts as use.
+        replica is taken over (its call re-attached here unless not *attach*, or unless the
+        request is *moving_to* another call). Finding it through the API counts as use.
 
         Raises:
             UnknownSession: no such session.
@@ -134,7 +136,7 @@ class SessionManager:
             try:
                 async with lock:
                     session = self._find(session_id) or await self._claim(
-                        self.replica, session_id, attach
+                        self.replica, session_id, attach, moving_to
                     )
             finally:
                 if not lock.locked() and not lock.statistics().tasks_waiting:
@@ -144,7 +146,9 @@ class SessionManager:
         session.touch()
         return session
 
-    async def _claim(self, replica: Replica, session_id: str, attach: bool) -> LiveSession | None:
+    async def _claim(
+        self, replica: Replica, session_id: str, attach: bool, moving_to: str | None
+    ) -> LiveSession | None:
         hold = await replica.claim(session_id)
         if hold is None:
             return None
@@ -155,6 +159,7 @@ class SessionManager:
             if record is None:
                 await replica.forget(hold)
                 return None
+            attach = attach and moving_to in (None, record.get("callId"))
             return await self._adopt(hold, record, attach=attach)
         except BaseException:
             if self._find(session_id) is None:

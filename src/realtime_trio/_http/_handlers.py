@@ -129,7 +129,7 @@ async def attach_call(data: SessionCallRequest) -> SessionCallResponse:
     if not data.session_id or not data.call_id:
         raise MissingField("sessionId and callId are required")
     services = current_services()
-    session = await services.sessions.find(data.session_id)
+    session = await services.sessions.find(data.session_id, moving_to=data.call_id)
     sideband = await session.attach(data.call_id)
     await sideband.wait_settled(services.settings.sideband_attach_wait_seconds)
     return SessionCallResponse(
