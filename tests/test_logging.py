@@ -39,7 +39,7 @@ async def test_each_request_is_logged_on_one_line(
         ("GET", "/missing", "404"),
     ]
     first = access_records(caplog)[0]
-    assert (first.http_method, first.http_path, first.http_status) == ("POST", "/token", 200)  # type: ignore[attr-defined]
+    assert (first.method, first.path, first.status) == ("POST", "/token", 200)  # type: ignore[attr-defined]
     assert first.duration_ms >= 0  # type: ignore[attr-defined]
 
 
@@ -111,3 +111,21 @@ def test_a_full_log_queue_drops_records_and_then_says_how_many() -> None:
         "log queue full: dropped 3 records",
         "after the jam",
     ]
+
+
+async def test_every_answer_carries_a_request_id_its_access_line_has_too(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The client's own id when it is sane, else a new one; errors and routing misses too."""
+    caplog.set_level(logging.INFO)
+
+    echoed = await client.get("/healthz", headers={"X-Request-Id": "trace-1:a.b_c-D"})
+    missing = await client.get("/missing", headers={"X-Request-Id": "not sane"})
+    invalid = await client.post("/token", json={"voice": 1})
+    too_long = await client.get("/healthz", headers={"X-Request-Id": "x" * 129})
+
+    ids = [r.headers["x-request-id"] for r in (echoed, missing, invalid, too_long)]
+    assert ids[0] == "trace-1:a.b_c-D"
+    assert all(re.fullmatch(r"[0-9a-f]{32}", rid) for rid in ids[1:])
+    assert len(set(ids)) == 4
+    assert [r.request_id for r in access_records(caplog)] == ids  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ._store_url import StoreURL, parse_store_url
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LogFormat = Literal["text", "json"]
 SidebandAuth = Literal["api_key", "client_secret"]
 SidebandTransport = Literal["websockets", "trio-websocket"]
 
@@ -51,6 +52,11 @@ class Settings(BaseSettings):
     )
     sideband_debug_events: bool = False
     log_level: LogLevel = "INFO"
+    log_format: LogFormat = Field(
+        default="text",
+        description="Log lines as text, or as one JSON object a line (json) with the request's, "
+        "session's and call's ids as fields.",
+    )
     upstream_timeout_seconds: float = Field(
         default=15,
         gt=0,
@@ -236,7 +242,9 @@ class Settings(BaseSettings):
         "replica's sidebands are taken over within this plus a second or two.",
     )
 
-    @field_validator("log_level", "sideband_auth", "sideband_transport", mode="before")
+    @field_validator(
+        "log_level", "log_format", "sideband_auth", "sideband_transport", mode="before"
+    )
     @classmethod
     def _normalise_case(cls, value: object, info: ValidationInfo) -> object:
         if not isinstance(value, str):

@@ -20,6 +20,7 @@ from ._extraction import ExtractionScope, Failed, NoTranscript, Outcome, extract
 from ._fresh_tasks import start_fresh
 from ._instructions import with_history
 from ._lease_keeper import Hold
+from ._log_context import with_log_fields
 from ._plugins import PluginRegistry
 from ._profile import merge_profiles
 from ._recent_ids import RecentIds
@@ -511,7 +512,7 @@ class LiveSession:
             await self.record_changed()
             sideband = Sideband(self, call_id=call_id, settings=self._settings, catch_up=catch_up)
             self.sideband = sideband
-            await start_fresh(self._nursery, sideband.run)
+            await start_fresh(self._nursery, with_log_fields(sideband.run, call_id=call_id))
             return sideband
 
     def describe(self) -> dict[str, Any]:

@@ -1,7 +1,11 @@
-"""Logging set-up: one format, no secret in any line, and no caller ever waits on a write.
+"""Logging set-up: text or JSON lines, no secret in any line, and no caller ever waits on a write.
 
-Redaction happens in the formatter, on the finished line (tracebacks included), so a careless
-log call elsewhere cannot leak the API key or a full client secret.
+Redaction happens in the formatter, on the finished line (tracebacks included) or on each value
+of a JSON line, so a careless log call elsewhere cannot leak the API key or a full client secret.
+
+JSON lines (`LOG_FORMAT=json`) also carry the ids bound where the line was logged (`request_id`,
+`session_id`, `call_id`: `_log_context`), read on the caller's task; text lines show none, so
+text mode costs what it did.
 
 Records go through a bounded queue to a writer thread: a slow or blocked stderr (a full pipe,
 a stalled log shipper) must not stall the sideband's receive loop, which logs from the event
@@ -11,15 +15,22 @@ loop. When the queue is full, records are dropped and the next one written says 
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import queue
 import sys
 import threading
 import time
 from logging.handlers import QueueHandler
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+import orjson
 
 from ._errors import redact
+from ._log_context import log_fields
+
+if TYPE_CHECKING:
+    from ._config import LogFormat
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_QUEUE_RECORDS = 10_000
@@ -58,6 +69,71 @@ class RedactingFormatter(logging.Formatter):
         if record.stack_info:
             line = f"{line}\n{self.formatStack(record.stack_info)}"
         return redact(line, *self._secrets)
+
+
+# What every record has; anything else on a record came from `extra` or `_log_context`.
+_RECORD_ATTRIBUTES = frozenset(
+    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys()
+    | {"message", "asctime", "taskName"}
+)
+_JSON_NATIVE = (str, int, float, bool, type(None))
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object a line: `ts` (UTC, to the millisecond), `level`, `logger`, `message`,
+    then the record's own fields (`request_id`, `session_id`, `call_id`; an access line's
+    `method`, `path`, `status`, `duration_ms`), numbers as numbers, and `exception` or `stack`
+    when there is one.
+
+    Each string is redacted before it is encoded (a secret with a character JSON escapes would
+    not be found in the encoded line); a field that is not a string, number, bool or null is
+    written as its redacted `str`. Never raises: a record that cannot be formatted becomes a
+    line saying so.
+    """
+
+    def __init__(self, *, secrets: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self._secrets = secrets
+        self._second = -1
+        self._second_text = ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:
+            self._second = second
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        head = {
+            "ts": f"{self._second_text}.{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+        }
+        try:
+            return self._encode(dict(head), record)
+        except Exception as exc:
+            head["message"] = f"unformattable log record ({type(exc).__name__})"
+            return orjson.dumps(head).decode()
+
+    def _encode(self, document: dict[str, Any], record: logging.LogRecord) -> str:
+        secrets = self._secrets
+        document["message"] = redact(record.getMessage(), *secrets)
+        for key, value in record.__dict__.items():
+            if key in _RECORD_ATTRIBUTES or key in document:
+                continue
+            if isinstance(value, str):
+                value = redact(value, *secrets)
+            elif not isinstance(value, _JSON_NATIVE):
+                value = redact(str(value), *secrets)
+            document[key] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            document["exception"] = redact(record.exc_text, *secrets)
+        if record.stack_info:
+            document["stack"] = redact(self.formatStack(record.stack_info), *secrets)
+        try:
+            return orjson.dumps(document).decode()
+        except TypeError:  # an int beyond 64 bits, which orjson refuses
+            return json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 class DroppingQueueHandler(QueueHandler):
@@ -104,6 +180,18 @@ class DroppingQueueHandler(QueueHandler):
         records = self.records
         while records.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.01)
+
+
+class ContextQueueHandler(DroppingQueueHandler):
+    """A `DroppingQueueHandler` that first sets on each record the fields bound where it was
+    logged (`log_fields`, read here, on the caller's task); a field the call passed in `extra`
+    wins. For JSON lines only: text lines would not show them."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        attributes = record.__dict__
+        for key, value in log_fields().items():
+            attributes.setdefault(key, value)
+        return record
 
 
 class _Writer:
@@ -166,16 +254,26 @@ _STOP = logging.LogRecord("realtime_trio.logs", logging.INFO, __file__, 0, "stop
 WRITE_BATCH_RECORDS = 256
 
 
-def configure_logging(level: str, *, secrets: tuple[str, ...] = ()) -> logging.Handler:
-    """Send every log record to stderr, redacted, at *level*, through a bounded queue and a
-    writer thread; returns the installed handler. The thread stops (after writing what is
-    queued) when the process exits.
+def configure_logging(
+    level: str, *, secrets: tuple[str, ...] = (), log_format: LogFormat = "text"
+) -> logging.Handler:
+    """Send every log record to stderr, redacted, at *level*, as text lines or (*log_format*
+    `json`) one JSON object a line, through a bounded queue and a writer thread; returns the
+    installed handler. The thread stops (after writing what is queued) when the process exits.
 
     Libraries' own per-request lines (httpx logs every request at INFO) are kept to warnings.
+    In JSON, Python's warnings are logged too, so that they do not reach stderr as bare text.
     """
     records: queue.Queue[logging.LogRecord] = queue.Queue(LOG_QUEUE_RECORDS)
-    handler = DroppingQueueHandler(records)
-    writer = _Writer(records, sys.stderr, RedactingFormatter(LOG_FORMAT, secrets=secrets))
+    handler: DroppingQueueHandler
+    formatter: logging.Formatter
+    if log_format == "json":
+        handler = ContextQueueHandler(records)
+        formatter = JSONFormatter(secrets=secrets)
+    else:
+        handler = DroppingQueueHandler(records)
+        formatter = RedactingFormatter(LOG_FORMAT, secrets=secrets)
+    writer = _Writer(records, sys.stderr, formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -183,6 +281,7 @@ def configure_logging(level: str, *, secrets: tuple[str, ...] = ()) -> logging.H
     root.setLevel(level)
     for chatty in ("httpx", "httpcore"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
+    logging.captureWarnings(log_format == "json")
     writer.start()
     atexit.register(writer.stop)
     return handler

@@ -26,6 +26,7 @@ from ._fresh_tasks import TaskNotStarted, start_fresh
 from ._instructions import DEFAULT_BASE_INSTRUCTIONS, with_history
 from ._lease_keeper import Hold
 from ._live_session import ENDING_BOUND_SECONDS, LiveSession
+from ._log_context import bind_log_fields
 from ._plugins import PluginRegistry
 from ._profile import empty_profile
 from ._replica import Replica, stored_sideband
@@ -377,6 +378,7 @@ class SessionManager:
     async def _run_session(
         self, session: LiveSession, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
+        bind_log_fields(session_id=session.session_id)  # this task's own (fresh) context
         try:
             await session.run(task_status=task_status)
         except Exception:

@@ -112,7 +112,9 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         return _serve_workers(settings, args.workers)
     key = settings.openai_api_key
-    configure_logging(settings.log_level, secrets=_secrets(settings))
+    configure_logging(
+        settings.log_level, secrets=_secrets(settings), log_format=settings.log_format
+    )
     try:
         plugins = load_plugins(settings)
     except PluginError as exc:
@@ -160,7 +162,9 @@ def _serve_workers(settings: Settings, workers: int) -> int:
             file=sys.stderr,
         )
         return 2
-    configure_logging(settings.log_level, secrets=_secrets(settings))
+    configure_logging(
+        settings.log_level, secrets=_secrets(settings), log_format=settings.log_format
+    )
     try:
         listener = open_listener(settings.host, settings.port)
     except OSError as exc:

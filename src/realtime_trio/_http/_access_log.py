@@ -1,27 +1,55 @@
-"""One log line per HTTP request: method, path, status and duration in milliseconds.
+"""One log line per HTTP request (method, path, status and duration in milliseconds), and the
+request's id (`X-Request-Id`).
 
 An ASGI middleware rather than a request hook, so it also times requests that end in an error
-handler, a 413 raised while reading the body, or a routing miss.
+handler, a 413 raised while reading the body, or a routing miss, and every answer carries the id.
+
+The id is the client's own `X-Request-Id` when it is sane (up to 128 letters, digits and
+`._:-`: it goes into log lines and a response header), else a new one. It is bound for the
+request's tasks (`_log_context`), so JSON log lines logged while serving it carry it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import time
+from collections.abc import Iterable
+from typing import cast
 
 from hypercorn.typing import (
     ASGIFramework,
     ASGIReceiveCallable,
     ASGISendCallable,
     ASGISendEvent,
+    HTTPResponseStartEvent,
     Scope,
 )
 
+from .._log_context import bind_log_fields, unbind_log_fields
+
 logger = logging.getLogger("realtime_trio.access")
+
+REQUEST_ID_HEADER = b"x-request-id"
+_SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+
+
+def request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The client's `X-Request-Id` among the ASGI *headers* if it is sane, else a new one (32
+    hex digits)."""
+    for name, value in headers:
+        if name == REQUEST_ID_HEADER:
+            if _SANE_REQUEST_ID.fullmatch(value):
+                return value.decode("ascii")
+            break
+    return os.urandom(16).hex()
 
 
 class AccessLogMiddleware:
-    """Wraps an ASGI app; logs `POST /token 200 12.3ms` with the fields also set on the record."""
+    """Wraps an ASGI app; logs `POST /token 200 12.3ms` with the fields (`method`, `path`,
+    `status`, `duration_ms`, `request_id`) also set on the record, and answers every request
+    with its `X-Request-Id`."""
 
     def __init__(self, app: ASGIFramework) -> None:
         self.app = app
@@ -35,6 +63,8 @@ class AccessLogMiddleware:
         started = time.perf_counter()
         status: int | None = None
         logged = False
+        rid = request_id(scope["headers"])
+        rid_header = (REQUEST_ID_HEADER, rid.encode())
 
         def log() -> None:
             nonlocal logged
@@ -48,10 +78,11 @@ class AccessLogMiddleware:
                 status if status is not None else "-",
                 duration_ms,
                 extra={
-                    "http_method": method,
-                    "http_path": path,
-                    "http_status": status,
+                    "method": method,
+                    "path": path,
+                    "status": status,
                     "duration_ms": round(duration_ms, 3),
+                    "request_id": rid,
                 },
             )
 
@@ -59,14 +90,20 @@ class AccessLogMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message = cast(
+                    HTTPResponseStartEvent,
+                    {**message, "headers": [*message.get("headers", ()), rid_header]},
+                )
             elif message["type"] == "http.response.body" and not message.get("more_body"):
                 # Logged before the last byte leaves, so the line exists once a client has
                 # the whole answer.
                 log()
             await send(message)
 
+        token = bind_log_fields(request_id=rid)
         try:
             await self.app(scope, receive, send_and_log)
         finally:
             if not logged:
                 log()
+            unbind_log_fields(token)
