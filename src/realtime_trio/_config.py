@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
@@ -214,6 +215,27 @@ class Settings(BaseSettings):
         default=True,
         description="Ending a session (DELETE, /session/close, idle TTL) also hangs up its call "
         "upstream (/realtime/calls/{call_id}/hangup); server shutdown never does.",
+    )
+    pricing_file: Path | None = Field(
+        default=None,
+        description="A JSON file of prices (USD per 1M tokens, per model and modality) over the "
+        "package's table; a model with no price has costUsd null.",
+    )
+    max_call_seconds: float = Field(
+        default=0,
+        ge=0,
+        description="A call attached this long is hung up (0: no limit).",
+    )
+    max_session_cost_usd: float = Field(
+        default=0,
+        ge=0,
+        description="A session whose call has cost this much is hung up (0: no limit; needs "
+        "the model's price).",
+    )
+    cap_farewell_instructions: str | None = Field(
+        default=None,
+        description="Before hanging up for a cap, one response.create with these instructions, "
+        "so the assistant tells the user the call is ending (unset: hang up at once).",
     )
     sideband_transport: SidebandTransport = Field(
         default="websockets",

@@ -124,8 +124,10 @@ async def extract_profile(
     profile_model: type[BaseModel],
     transcript_lines: list[str],
     previous: dict[str, Any],
+    on_usage: Callable[[object], None] | None = None,
 ) -> dict[str, Any]:
-    """Run one extraction and return the profile merged over *previous*.
+    """Run one extraction and return the profile merged over *previous*; *on_usage* is told
+    the Responses API's `usage` of the answer.
 
     Raises:
         NoTranscript: nothing to extract from (upstream is not called).
@@ -140,6 +142,8 @@ async def extract_profile(
         previous=previous,
     )
     response = await upstream.post_json("/responses", body)
+    if on_usage is not None and isinstance(response, dict):
+        on_usage(response.get("usage"))
     return merge_profiles(previous, parse_profile(response, profile_model))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import time
 from typing import Any
 
 import trio
@@ -17,11 +18,12 @@ import trio
 from ._config import Settings
 from ._errors import RealtimeTrioError, UnknownSession
 from ._extraction import ExtractionScope, Failed, NoTranscript, Outcome, extract_profile
-from ._fresh_tasks import start_fresh
+from ._fresh_tasks import start_fresh, start_soon_fresh
 from ._instructions import with_history
 from ._lease_keeper import Hold
 from ._log_context import with_log_fields
 from ._plugins import PluginRegistry
+from ._pricing import Pricing
 from ._profile import merge_profiles
 from ._recent_ids import RecentIds
 from ._replica import Replica
@@ -32,6 +34,7 @@ from ._tools import TOOL_CALL_EVENT_TYPES, FunctionCall, ToolAnswer, ToolCallRou
 from ._tools._dispatcher import ToolDispatcher
 from ._transcript import TRANSCRIPT_EVENT_TYPES, TranscriptEntry
 from ._upstream import OpenAIClient
+from ._usage import read_response_usage
 
 logger = logging.getLogger("realtime_trio.sessions")
 
@@ -46,6 +49,12 @@ ENDING_BOUND_SECONDS = GRACEFUL_CLOSE_SECONDS + HANGUP_SECONDS + END_WAIT_SECOND
 # How long an extraction waits for user transcriptions still in flight, so that the sentence
 # that made the model call `extract_profile` is part of what gets extracted.
 TRANSCRIPTION_WAIT_SECONDS = 3.0
+# The usage each `response.done` and transcription reports: counted for `usage` and caps.
+USAGE_EVENT_TYPES = frozenset(
+    {"response.done", "conversation.item.input_audio_transcription.completed"}
+)
+# How long a cap's farewell response may take before the call is hung up anyway.
+FAREWELL_SECONDS = 10.0
 # How long a change made through the API waits to be written before it joins the next batch.
 PROMPT_WRITE_SECONDS = 0.5
 # Pending turns asked for again after a reconnect (the latest ones).
@@ -73,6 +82,7 @@ class LiveSession:
         replica_name: str = "",
         replica: Replica | None = None,
         hold: Hold | None = None,
+        pricing: Pricing | None = None,
     ) -> None:
         self.record = record
         self.session_id = record.session_id
@@ -109,6 +119,9 @@ class LiveSession:
         self.kept = False
         # It ended for good (asked to, or idle), not merely cancelled with its replica.
         self.concluded = False
+        self._pricing = pricing if pricing is not None else Pricing({})
+        self._capping = False  # a cap is ending the call
+        self._response_done = trio.Event()  # the next `response.done`, for a farewell
 
     # -- what the session says upstream -------------------------------------------------
 
@@ -172,6 +185,8 @@ class LiveSession:
         only when a turn became final, not on every delta.
         """
         kind = event["type"]
+        if kind in USAGE_EVENT_TYPES:
+            self._count_usage(kind, event)
         router = self._router
         if kind in TRANSCRIPT_EVENT_TYPES and not (
             router is not None and router.out_of_band(event.get("response_id"))
@@ -181,6 +196,68 @@ class LiveSession:
             # Events only come from the sideband of the call the record names: attaching
             # another call waits for the previous sideband to finish first.
             router.on_event(event, realtime_call=self.record.call_id)
+
+    # -- usage and caps ------------------------------------------------------------------
+
+    def _count_usage(self, kind: str, event: dict[str, Any]) -> None:
+        """Add what a response or a transcription used; past `MAX_SESSION_COST_USD`, end the
+        call."""
+        usage = self.record.usage
+        if kind == "response.done":
+            self._response_done.set()
+            self._response_done = trio.Event()
+            response = event.get("response")
+            raw = response.get("usage") if isinstance(response, dict) else None
+            model = self.record.model
+            counted = read_response_usage(raw, self._pricing.price(model))
+            if counted is None:
+                return
+            usage.add_response(counted)
+            if isinstance(raw, dict) and self._plugins.observes_usage:
+                self._plugins.usage(self.session_id, model, {**raw, "costUsd": counted.cost_usd})
+        else:
+            model = self._settings.transcription_model
+            usage.add_transcription(event.get("usage"), self._pricing.price(model))
+        if self._replica is not None:
+            self._replica.changed(self)
+        cap = self._settings.max_session_cost_usd
+        cost = usage.cost_usd
+        if cap and cost is not None and cost >= cap:
+            self._start_cap("max_session_cost_usd")
+
+    def _start_cap(self, reason: str) -> None:
+        if not self._capping and self._nursery is not None and self.record.call_id:
+            self._capping = True
+            self._nursery.start_soon(self._end_call_for_cap, reason, self.record.call_id)
+
+    async def _limit_call(self, call_id: str) -> None:
+        """End *call_id* `MAX_CALL_SECONDS` after it was attached (on whichever replica)."""
+        started = self.record.call_started_at or time.time()
+        await trio.sleep(max(0.0, started + self._settings.max_call_seconds - time.time()))
+        if self.record.call_id == call_id:
+            self._start_cap("max_call_seconds")
+
+    async def _end_call_for_cap(self, reason: str, call_id: str) -> None:
+        """Hang the call up for *reason*, after one farewell response if one is configured;
+        the sideband then shows why (`endedBy`)."""
+        logger.warning(
+            "session %s: %s reached; hanging up call %s", self.session_id, reason, call_id
+        )
+        self.record.ended_by = reason
+        farewell = self._settings.cap_farewell_instructions
+        sideband = self.sideband
+        if farewell and sideband is not None and sideband.call_id == call_id:
+            done = self._response_done
+            create = {"type": "response.create", "response": {"instructions": farewell}}
+            if await sideband.send_if_connected(create):
+                with trio.move_on_after(FAREWELL_SECONDS):
+                    await done.wait()
+        if self.record.call_id == call_id:
+            await self._hang_up()
+        if self.sideband is not None and self.sideband.call_id == call_id:
+            self.sideband.stop()
+        await self.record_changed()
+        self._capping = False
 
     def _follow_conversation(self, kind: str, event: dict[str, Any]) -> None:
         """The transcript takes the event; an item it names as the previous one but never saw
@@ -299,7 +376,10 @@ class LiveSession:
             self._replica.changed(self)
 
     def sideband_view(self) -> dict[str, Any]:
-        return self.sideband.describe() if self.sideband else {"state": "idle"}
+        view = self.sideband.describe() if self.sideband else {"state": "idle"}
+        if self.record.ended_by is not None:
+            view["endedBy"] = self.record.ended_by
+        return view
 
     async def _claim_call(self, call: FunctionCall) -> bool:
         """Whether to answer *call*: with a shared store, only while this replica's hold is
@@ -352,12 +432,16 @@ class LiveSession:
             with trio.move_on_after(TRANSCRIPTION_WAIT_SECONDS):
                 while self.record.transcript.pending_user_turns():
                     await self._transcript_changed.wait()
+        model = self._settings.extraction_model
         profile = await extract_profile(
             self._upstream,
-            model=self._settings.extraction_model,
+            model=model,
             profile_model=self._plugins.profile_model,
             transcript_lines=self.record.transcript.history_lines(),
             previous=self.record.profile,
+            on_usage=lambda usage: self.record.usage.add_extraction(
+                usage, self._pricing.price(model)
+            ),
         )
         self.record.profile = profile
         self._instructions_changed = True
@@ -508,8 +592,12 @@ class LiveSession:
                 await current.finished.wait()
             if self._nursery is None or self.finished.is_set():
                 raise UnknownSession()
-            self.record.call_id = call_id
+            if self.record.call_id != call_id or self.record.call_started_at is None:
+                self.record.call_id, self.record.call_started_at = call_id, time.time()
+                self.record.ended_by = None
             await self.record_changed()
+            if self._settings.max_call_seconds:
+                start_soon_fresh(self._nursery, self._limit_call, call_id)
             sideband = Sideband(self, call_id=call_id, settings=self._settings, catch_up=catch_up)
             self.sideband = sideband
             await start_fresh(self._nursery, with_log_fields(sideband.run, call_id=call_id))
@@ -527,6 +615,7 @@ class LiveSession:
             "profile": record.profile,
             "transcript": [entry.as_json() for entry in record.transcript.entries()],
             "transcriptDropped": record.transcript.dropped_entries,
+            "usage": record.usage.as_json(),
             "sideband": self._sideband_with_holder(),
         }
 

@@ -105,12 +105,35 @@ class PluginRegistry:
         even built into entries on the receive path)."""
         return bool(self.manager.hook.rt_transcript_entry.get_hookimpls())
 
+    @cached_property
+    def observes_usage(self) -> bool:
+        """Whether any plugin implements `rt_usage` (else no usage copy is made per response)."""
+        return bool(self.manager.hook.rt_usage.get_hookimpls())
+
     def transcript_entry(self, session_id: str, entry: TranscriptEntry) -> None:
         self._observe("rt_transcript_entry", session_id=session_id, entry=entry)
 
     def tool_result(self, session_id: str, tool: str, call_id: str, output: Any) -> None:
         self._observe(
             "rt_tool_result", session_id=session_id, tool=tool, call_id=call_id, output=output
+        )
+
+    def usage(self, session_id: str, model: str, usage: dict[str, Any]) -> None:
+        self._observe("rt_usage", session_id=session_id, model=model, usage=usage)
+
+    def session_ended(
+        self,
+        session_id: str,
+        transcript: list[TranscriptEntry],
+        profile: dict[str, Any],
+        usage: dict[str, Any],
+    ) -> None:
+        self._observe(
+            "rt_session_ended",
+            session_id=session_id,
+            transcript=transcript,
+            profile=profile,
+            usage=usage,
         )
 
     def _observe(self, hook: str, **kwargs: Any) -> None:

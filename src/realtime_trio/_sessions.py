@@ -28,6 +28,7 @@ from ._lease_keeper import Hold
 from ._live_session import ENDING_BOUND_SECONDS, LiveSession
 from ._log_context import bind_log_fields
 from ._plugins import PluginRegistry
+from ._pricing import Pricing
 from ._profile import empty_profile
 from ._replica import Replica, stored_sideband
 from ._store import MemorySessionStore, SessionRecord, SessionStore, record_from_json
@@ -74,6 +75,7 @@ class SessionManager:
         store: where session records live; this process's memory by default.
         replica: this replica's part in a shared store (`STORE_URL`), if there is one; then
             records live there and *store* is unused.
+        pricing: what tokens cost (`PRICING_FILE` over the package's table by default).
         replica_name: this replica's name, shown as `sideband.replica`.
 
     Resource handling: `run` must be running (in a nursery) before sessions are created;
@@ -89,8 +91,10 @@ class SessionManager:
         store: SessionStore | None = None,
         replica: Replica | None = None,
         replica_name: str = "",
+        pricing: Pricing | None = None,
     ) -> None:
         self._settings = settings
+        self._pricing = pricing if pricing is not None else Pricing.load(settings.pricing_file)
         self.replica = replica
         self.replica_name = replica.name if replica is not None else replica_name
         self._claims: dict[str, trio.Lock] = {}
@@ -236,6 +240,7 @@ class SessionManager:
             replica_name=self.replica_name,
             replica=self.replica,
             hold=hold,
+            pricing=self._pricing,
         )
 
     def _find(self, session_id: str) -> LiveSession | None:
@@ -391,6 +396,14 @@ class SessionManager:
             if self.replica is None or session.concluded:
                 with trio.CancelScope(shield=True), trio.move_on_after(STORE_CLEANUP_SECONDS):
                     await self._forget(session)
+            if session.concluded:
+                record = session.record
+                self.plugins.session_ended(
+                    session.session_id,
+                    record.transcript.entries(),
+                    dict(record.profile),
+                    record.usage.as_json(),
+                )
             logger.debug("session %s ended", session.session_id)
 
     async def _forget(self, session: LiveSession) -> None:

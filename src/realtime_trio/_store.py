@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from ._recent_ids import RecentIds
 from ._transcript import Transcript
+from ._usage import SessionUsage
 
 # Call ids remembered per session to answer each once (a duplicate comes within one response).
 CALL_IDS_REMEMBERED = 4096
@@ -37,6 +38,11 @@ class SessionRecord:
     # Function calls already taken, so each is answered exactly once.
     answered_call_ids: RecentIds = field(default_factory=lambda: RecentIds(CALL_IDS_REMEMBERED))
     created_at: float = field(default_factory=time.time)
+    usage: SessionUsage = field(default_factory=SessionUsage)
+    # When the current call was attached (wall clock, for `MAX_CALL_SECONDS` across replicas),
+    # and why a cap ended it, if one did.
+    call_started_at: float | None = None
+    ended_by: str | None = None
 
 
 def record_to_json(record: SessionRecord) -> dict[str, Any]:
@@ -55,6 +61,9 @@ def record_to_json(record: SessionRecord) -> dict[str, Any]:
         "history": record.history,
         "answeredCallIds": list(record.answered_call_ids),
         "createdAt": record.created_at,
+        "usage": record.usage.snapshot(),
+        "callStartedAt": record.call_started_at,
+        "endedBy": record.ended_by,
     }
 
 
@@ -82,6 +91,9 @@ def record_from_json(data: dict[str, Any], *, transcript_max_items: int | None) 
             history=data["history"],
             answered_call_ids=answered,
             created_at=float(data["createdAt"]),
+            usage=SessionUsage.restore(data.get("usage")),
+            call_started_at=data.get("callStartedAt"),
+            ended_by=data.get("endedBy"),
         )
     except (KeyError, TypeError) as exc:
         raise ValueError(f"not a session record: {exc!r}") from None

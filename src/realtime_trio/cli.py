@@ -93,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace) -> int:
     from ._plugins import PluginError, load_plugins
+    from ._pricing import Pricing, PricingError
     from ._signals import run_until_signalled
     from .serve import serve
 
@@ -100,6 +101,11 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(**overrides)
     except SettingsError as exc:
+        print(f"realtime-trio: {exc}", file=sys.stderr)
+        return 2
+    try:
+        Pricing.load(settings.pricing_file)
+    except PricingError as exc:
         print(f"realtime-trio: {exc}", file=sys.stderr)
         return 2
     if settings.store().shared and importlib.util.find_spec("glide") is None:

@@ -60,3 +60,21 @@ def rt_transcript_entry(session_id: str, entry: TranscriptEntry) -> None:
 @hookspec
 def rt_tool_result(session_id: str, tool: str, call_id: str, output: Any) -> None:
     """Observe the output a tool call was answered with (including error outputs)."""
+
+
+@hookspec
+def rt_usage(session_id: str, model: str, usage: dict[str, Any]) -> None:
+    """Observe one response's usage, as the API reported it in `response.done`, with its
+    `costUsd` added (null for a model with no known price)."""
+
+
+@hookspec
+def rt_session_ended(
+    session_id: str,
+    transcript: list[TranscriptEntry],
+    profile: dict[str, Any],
+    usage: dict[str, Any],
+) -> None:
+    """Observe a session that ended for good (closed, deleted, idle): its transcript in
+    conversation order, its profile and its usage (`GET /session/{id}`'s `usage`), for export.
+    Not called when a replica stops and another takes the session over."""

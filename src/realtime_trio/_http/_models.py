@@ -126,6 +126,11 @@ class SidebandView(ApiModel):
         "(the call hit the API's maximum session duration; it is never reconnected)"
     )
     last_error: str | None = None
+    ended_by: str | None = Field(
+        default=None,
+        description="Why the call was hung up by the server: max_call_seconds or "
+        "max_session_cost_usd.",
+    )
     replica: str | None = Field(
         default=None,
         description="The replica holding the session's sideband (`REPLICA_ID`); null while no "
@@ -167,6 +172,52 @@ class TranscriptEntryView(ApiModel):
     )
 
 
+class InputTokenDetails(ApiModel):
+    text_tokens: int
+    audio_tokens: int
+    image_tokens: int
+    cached_tokens: int = Field(description="Part of the input counts above, billed cheaper.")
+
+
+class OutputTokenDetails(ApiModel):
+    text_tokens: int
+    audio_tokens: int
+
+
+class TranscriptionUsage(ApiModel):
+    items: int = Field(description="Input transcriptions completed.")
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    seconds: float = Field(description="Audio transcribed, for models billed by duration.")
+    cost_usd: float | None
+
+
+class ExtractionUsage(ApiModel):
+    requests: int = Field(description="Extractions (Responses API calls) answered.")
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost_usd: float | None
+
+
+class UsageView(ApiModel):
+    """What the session's calls used, summed over their `response.done` events."""
+
+    responses: int
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    input_token_details: InputTokenDetails
+    output_token_details: OutputTokenDetails
+    transcription: TranscriptionUsage
+    extraction: ExtractionUsage = Field(description="Profile extractions, reported apart.")
+    cost_usd: float | None = Field(
+        description="The call's responses and transcriptions, in USD; null when a model used "
+        "has no known price (PRICING_FILE)."
+    )
+
+
 class SessionView(ApiModel):
     session_id: str
     call_id: str | None
@@ -182,6 +233,7 @@ class SessionView(ApiModel):
         "TRANSCRIPT_MAX_ENTRIES.",
     )
     sideband: SidebandView
+    usage: UsageView
 
 
 class ExtractProfileResponse(ApiModel):

@@ -1,0 +1,215 @@
+"""Usage and cost per session, summed from what crossed the sideband, and caps that hang up.
+
+The simulator reports usage on every `response.done` (and on each input transcription) in the
+API's shapes; costs are priced from the package's table (`pricing.json`) or `PRICING_FILE`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from realtime_trio import hookimpl
+from realtime_trio._pricing import Pricing, PricingError
+from realtime_trio._usage import read_response_usage
+from realtime_trio.testing import StartServer, open_call
+from sim_client import SimControl, session_state, wait_until
+
+# gpt-realtime, USD per 1M tokens (its model page): text 4 / 0.40 cached / 16 out; audio 32 /
+# 0.40 cached / 64 out.
+TEXT_IN, TEXT_CACHED, TEXT_OUT, AUDIO_IN, AUDIO_CACHED, AUDIO_OUT = 4, 0.4, 16, 32, 0.4, 64
+
+
+def response_cost(usage: dict[str, Any]) -> float:
+    """What one `response.done` usage costs on gpt-realtime, priced by hand."""
+    details, out = usage["input_token_details"], usage["output_token_details"]
+    cached = details["cached_tokens_details"]
+    return (
+        (details["text_tokens"] - cached["text_tokens"]) * TEXT_IN
+        + cached["text_tokens"] * TEXT_CACHED
+        + (details["audio_tokens"] - cached["audio_tokens"]) * AUDIO_IN
+        + cached["audio_tokens"] * AUDIO_CACHED
+        + out["text_tokens"] * TEXT_OUT
+        + out["audio_tokens"] * AUDIO_OUT
+    ) / 1_000_000
+
+
+def test_cached_input_is_priced_at_the_cached_rate_and_never_twice() -> None:
+    usage = {
+        "input_tokens": 1000,
+        "output_tokens": 300,
+        "total_tokens": 1300,
+        "input_token_details": {
+            "text_tokens": 600,
+            "audio_tokens": 400,
+            "image_tokens": 0,
+            "cached_tokens": 500,  # a part of the 1000 above, not more of them
+            "cached_tokens_details": {"text_tokens": 400, "audio_tokens": 100, "image_tokens": 0},
+        },
+        "output_token_details": {"text_tokens": 100, "audio_tokens": 200},
+    }
+
+    counted = read_response_usage(usage, Pricing.load().price("gpt-realtime"))
+
+    assert counted is not None
+    assert counted.cost_usd == pytest.approx(response_cost(usage))
+    assert counted.cost_usd == pytest.approx(
+        (200 * 4 + 400 * 0.4 + 300 * 32 + 100 * 0.4 + 100 * 16 + 200 * 64) / 1e6
+    )
+    assert counted.tokens == {
+        "input_text": 600,
+        "input_audio": 400,
+        "input_image": 0,
+        "input_cached": 500,
+        "output_text": 100,
+        "output_audio": 200,
+    }
+
+
+def test_a_model_with_no_known_price_has_no_cost() -> None:
+    usage = {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15}
+    counted = read_response_usage(usage, Pricing.load().price("gpt-made-up"))
+    assert counted is not None
+    assert counted.cost_usd is None
+
+
+def test_a_pricing_file_adds_models_and_a_bad_one_is_named(tmp_path: Path) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"my-model": {"text": {"input": 1, "output": 2}}}))
+    pricing = Pricing.load(prices)
+    mine = pricing.price("my-model")
+    assert mine is not None
+    assert (mine.of("text").input, mine.of("text").cached_input, mine.of("text").output) == (
+        1,
+        1,
+        2,
+    )
+    assert pricing.price("gpt-realtime") is not None  # the package's table is still there
+
+    prices.write_text(json.dumps({"my-model": {"text": {"input": "cheap"}}}))
+    with pytest.raises(PricingError, match="my-model"):
+        Pricing.load(prices)
+
+
+class UsageObserver:
+    name = "usage-observer"
+
+    def __init__(self) -> None:
+        self.usages: list[tuple[str, str, dict[str, Any]]] = []
+        self.ended: list[tuple[str, list[tuple[str, str]], dict[str, Any], dict[str, Any]]] = []
+
+    @hookimpl
+    def rt_usage(self, session_id: str, model: str, usage: dict[str, Any]) -> None:
+        self.usages.append((session_id, model, usage))
+
+    @hookimpl
+    def rt_session_ended(
+        self,
+        session_id: str,
+        transcript: list[Any],
+        profile: dict[str, Any],
+        usage: dict[str, Any],
+    ) -> None:
+        entries = [(entry.role, entry.text) for entry in transcript]
+        self.ended.append((session_id, entries, profile, usage))
+
+
+async def _two_turns(sim: SimControl, call_id: str) -> None:
+    await sim.drive(call_id, "replies", text="Hello Ada!")
+    await sim.drive(call_id, "replies", text="Noted.")
+    await sim.drive(call_id, "user", text="Hi, I'm Ada.")
+    await sim.drive(call_id, "user", text="I live in London.")
+
+
+async def _responses_counted(client: httpx.AsyncClient, session_id: str, n: int) -> Any:
+    usage = (await session_state(client, session_id))["usage"]
+    return usage if usage["responses"] >= n else None
+
+
+async def test_hook_rt_usage(start_server: StartServer, sim: SimControl) -> None:
+    """Each response's usage is observed as the API reported it, with its cost; the session's
+    `usage` is their sum."""
+    observer = UsageObserver()
+    url = await start_server(plugins=[observer])
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        call = await open_call(client, sim)
+        await _two_turns(sim, call.call_id)
+        usage = await wait_until(lambda: _responses_counted(client, call.session_id, 2))
+
+    raw = [u for _, _, u in observer.usages]
+    assert [(s, m) for s, m, _ in observer.usages] == [(call.session_id, "gpt-realtime")] * 2
+    for one in raw:
+        assert one["costUsd"] == pytest.approx(response_cost(one))
+    assert usage["responses"] == 2
+    assert usage["inputTokens"] == sum(u["input_tokens"] for u in raw)
+    assert usage["outputTokens"] == sum(u["output_tokens"] for u in raw)
+    assert usage["totalTokens"] == sum(u["total_tokens"] for u in raw)
+    assert usage["outputTokenDetails"] == {
+        "textTokens": sum(u["output_token_details"]["text_tokens"] for u in raw),
+        "audioTokens": sum(u["output_token_details"]["audio_tokens"] for u in raw),
+    }
+    assert usage["costUsd"] == pytest.approx(sum(response_cost(u) for u in raw), abs=1e-6)
+
+
+async def test_hook_rt_session_ended(start_server: StartServer, sim: SimControl) -> None:
+    """A session that ends is observed once, with its transcript, profile and usage."""
+    observer = UsageObserver()
+    url = await start_server(plugins=[observer])
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        call = await open_call(client, sim, enableTranscription=True)
+        await _two_turns(sim, call.call_id)
+        usage = await wait_until(lambda: _responses_counted(client, call.session_id, 2))
+        transcript = (await session_state(client, call.session_id))["transcript"]
+        assert (await client.delete(f"/session/{call.session_id}")).status_code == 204
+        await wait_until(lambda: _at_least(observer.ended, 1))
+
+    [(session_id, entries, profile, ended_usage)] = observer.ended
+    assert session_id == call.session_id
+    assert entries == [(e["role"], e["text"]) for e in transcript]
+    assert set(profile) >= {"first_name", "last_name", "income"}
+    assert ended_usage["responses"] == usage["responses"] == 2
+    assert ended_usage["transcription"]["items"] == 2  # the two user turns were transcribed
+
+
+async def _at_least(items: list[Any], n: int) -> bool:
+    return len(items) >= n
+
+
+async def _call_ended(sim: SimControl, call_id: str) -> bool:
+    return bool((await sim.call(call_id))["ended"])
+
+
+async def test_max_call_seconds_hangs_up_a_live_call_after_a_farewell(
+    start_server: StartServer, sim: SimControl
+) -> None:
+    url = await start_server(max_call_seconds=1, cap_farewell_instructions="Say goodbye now.")
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        call = await open_call(client, sim)
+        await wait_until(lambda: _call_ended(sim, call.call_id), seconds=15)
+        view = await session_state(client, call.session_id)
+
+    creates = await sim.client_events(call.call_id, "response.create")
+    assert [c["response"]["instructions"] for c in creates] == ["Say goodbye now."]
+    assert view["sideband"]["endedBy"] == "max_call_seconds"
+    assert view["sideband"]["state"] == "closed"
+    hangups = await sim.requests(f"/v1/realtime/calls/{call.call_id}/hangup")
+    assert len(hangups) == 1
+
+
+async def test_max_session_cost_hangs_up_once_the_call_cost_that_much(
+    start_server: StartServer, sim: SimControl
+) -> None:
+    url = await start_server(max_session_cost_usd=0.000001)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        call = await open_call(client, sim)
+        await sim.drive(call.call_id, "user", text="Hi, I'm Ada.")
+        await wait_until(lambda: _call_ended(sim, call.call_id), seconds=15)
+        view = await session_state(client, call.session_id)
+
+    assert view["sideband"]["endedBy"] == "max_session_cost_usd"
+    assert view["usage"]["costUsd"] >= 0.000001
+    assert await sim.client_events(call.call_id, "response.create") == []  # no farewell set
