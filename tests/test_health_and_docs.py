@@ -53,6 +53,7 @@ async def test_openapi_document_lists_every_endpoint(client: httpx.AsyncClient) 
     assert {path: sorted(ops) for path, ops in paths.items()} == {
         "/healthz": ["get"],
         "/readyz": ["get"],
+        "/metrics": ["get"],
         "/token": ["post"],
         "/session": ["post"],
         "/session/call": ["post"],

@@ -314,3 +314,25 @@ async def test_one_session_is_served_through_both_workers(
                 if [e["text"] for e in entries if e["status"] == "complete"] == spoken:
                     seen_by.add(worker)
         assert seen_by == set(answered_by)
+
+
+async def test_one_scrape_of_metrics_sees_every_worker(tmp_path: Path, valkey_url: str) -> None:
+    async with supervised(tmp_path, valkey_url, workers=2) as supervisor:
+        answered: dict[str, int] = {}
+        with trio.fail_after(60):
+            while len(answered) < 2:  # new connections, until both workers answered
+                worker, answer = await _served_by(supervisor.url, "GET", "/healthz")
+                assert answer.status_code == 200
+                answered[worker] = answered.get(worker, 0) + 1
+        scraped = set()
+        with trio.fail_after(60):
+            while len(scraped) < 2:  # a scrape from either worker counts both workers' requests
+                worker, answer = await _served_by(supervisor.url, "GET", "/metrics")
+                counted = sum(
+                    float(line.rpartition(" ")[2])
+                    for line in answer.text.splitlines()
+                    if line.startswith("realtime_trio_http_requests_total{")
+                    and 'route="/healthz"' in line
+                )
+                assert counted == sum(answered.values()), answered
+                scraped.add(worker)

@@ -216,6 +216,11 @@ class Settings(BaseSettings):
         description="Ending a session (DELETE, /session/close, idle TTL) also hangs up its call "
         "upstream (/realtime/calls/{call_id}/hangup); server shutdown never does.",
     )
+    metrics_enabled: bool = Field(
+        default=True,
+        description="GET /metrics in Prometheus text format (with SERVER_API_KEYS set, it needs "
+        "a key like every other endpoint).",
+    )
     pricing_file: Path | None = Field(
         default=None,
         description="A JSON file of prices (USD per 1M tokens, per model and modality) over the "

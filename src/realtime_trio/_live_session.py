@@ -17,11 +17,20 @@ import trio
 
 from ._config import Settings
 from ._errors import RealtimeTrioError, UnknownSession
-from ._extraction import ExtractionScope, Failed, NoTranscript, Outcome, extract_profile
+from ._extraction import (
+    CoolingDown,
+    Extracted,
+    ExtractionScope,
+    Failed,
+    NoTranscript,
+    Outcome,
+    extract_profile,
+)
 from ._fresh_tasks import start_fresh, start_soon_fresh
 from ._instructions import with_history
 from ._lease_keeper import Hold
 from ._log_context import with_log_fields
+from ._metrics import Metrics, outcome_of
 from ._plugins import PluginRegistry
 from ._pricing import Pricing
 from ._profile import merge_profiles
@@ -83,6 +92,7 @@ class LiveSession:
         replica: Replica | None = None,
         hold: Hold | None = None,
         pricing: Pricing | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.record = record
         self.session_id = record.session_id
@@ -120,6 +130,7 @@ class LiveSession:
         # It ended for good (asked to, or idle), not merely cancelled with its replica.
         self.concluded = False
         self._pricing = pricing if pricing is not None else Pricing({})
+        self._metrics = metrics
         self._capping = False  # a cap is ending the call
         self._response_done = trio.Event()  # the next `response.done`, for a farewell
 
@@ -213,6 +224,8 @@ class LiveSession:
             if counted is None:
                 return
             usage.add_response(counted)
+            if self._metrics is not None:
+                self._metrics.usage(model, counted.tokens, counted.cost_usd)
             if isinstance(raw, dict) and self._plugins.observes_usage:
                 self._plugins.usage(self.session_id, model, {**raw, "costUsd": counted.cost_usd})
         else:
@@ -303,7 +316,12 @@ class LiveSession:
     async def answer_tool_call(self, call: FunctionCall) -> ToolAnswer:
         """Answer a function call through the dispatcher (every failure is an error output),
         with the `session.update` its tool made necessary."""
+        started = trio.current_time()
         result = await self._tools.run(call, self)
+        if self._metrics is not None:
+            self._metrics.tool_call(
+                call.name, outcome_of(result.output), trio.current_time() - started
+            )
         self._plugins.tool_result(self.session_id, call.name, call.call_id, result.output)
         followups: tuple[dict[str, Any], ...] = ()
         if self._instructions_changed:
@@ -425,7 +443,11 @@ class LiveSession:
     async def request_extraction(self, *, throttled: bool) -> Outcome:
         if self._nursery is None or self.finished.is_set():
             raise UnknownSession()
-        return await self.extraction.request(self._nursery, throttled=throttled)
+        outcome = await self.extraction.request(self._nursery, throttled=throttled)
+        if self._metrics is not None:
+            label = {Extracted: "extracted", CoolingDown: "cooldown"}.get(type(outcome), "failed")
+            self._metrics.extractions.labels(label).inc()
+        return outcome
 
     async def _extract_and_store(self) -> dict[str, Any]:
         if self.record.enable_transcription:
@@ -598,7 +620,13 @@ class LiveSession:
             await self.record_changed()
             if self._settings.max_call_seconds:
                 start_soon_fresh(self._nursery, self._limit_call, call_id)
-            sideband = Sideband(self, call_id=call_id, settings=self._settings, catch_up=catch_up)
+            sideband = Sideband(
+                self,
+                call_id=call_id,
+                settings=self._settings,
+                catch_up=catch_up,
+                metrics=self._metrics,
+            )
             self.sideband = sideband
             await start_fresh(self._nursery, with_log_fields(sideband.run, call_id=call_id))
             return sideband

@@ -27,6 +27,7 @@ from ._instructions import DEFAULT_BASE_INSTRUCTIONS, with_history
 from ._lease_keeper import Hold
 from ._live_session import ENDING_BOUND_SECONDS, LiveSession
 from ._log_context import bind_log_fields
+from ._metrics import Metrics
 from ._plugins import PluginRegistry
 from ._pricing import Pricing
 from ._profile import empty_profile
@@ -39,6 +40,7 @@ from ._upstream import ClientSecret, OpenAIClient
 logger = logging.getLogger("realtime_trio.sessions")
 
 STORE_CLEANUP_SECONDS = 5.0
+GAUGE_SECONDS = 1.0
 
 
 def new_session_id() -> str:
@@ -92,8 +94,10 @@ class SessionManager:
         replica: Replica | None = None,
         replica_name: str = "",
         pricing: Pricing | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
+        self.metrics = metrics
         self._pricing = pricing if pricing is not None else Pricing.load(settings.pricing_file)
         self.replica = replica
         self.replica_name = replica.name if replica is not None else replica_name
@@ -121,8 +125,18 @@ class SessionManager:
             self._nursery = nursery
             if self.replica is not None:
                 await nursery.start(self.replica.run, self)
+            if self.metrics is not None:
+                nursery.start_soon(self._gauge, self.metrics)
             task_status.started(self)
             await trio.sleep_forever()
+
+    async def _gauge(self, metrics: Metrics) -> None:
+        """Set the sessions and sidebands gauges, once a second (not on every change)."""
+        while True:
+            sessions = list(self._live.values())
+            states = (s.sideband.state.value if s.sideband else "idle" for s in sessions)
+            metrics.set_sessions(len(sessions), states)
+            await trio.sleep(GAUGE_SECONDS)
 
     async def find(
         self, session_id: str, *, attach: bool = True, moving_to: str | None = None
@@ -241,6 +255,7 @@ class SessionManager:
             replica=self.replica,
             hold=hold,
             pricing=self._pricing,
+            metrics=self.metrics,
         )
 
     def _find(self, session_id: str) -> LiveSession | None:

@@ -32,6 +32,7 @@ import orjson
 import trio
 
 from ._config import Settings
+from ._metrics import Metrics
 from ._transport import (
     GOING_AWAY,
     NORMAL_CLOSURE,
@@ -153,9 +154,16 @@ class Sideband:
     """
 
     def __init__(
-        self, host: SidebandHost, *, call_id: str, settings: Settings, catch_up: bool = False
+        self,
+        host: SidebandHost,
+        *,
+        call_id: str,
+        settings: Settings,
+        catch_up: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
         self.call_id = call_id
+        self._metrics = metrics
         self._state = SidebandState.IDLE
         # Taking over a call another replica held: catch up from the first connect on.
         self._catch_up = catch_up
@@ -314,6 +322,8 @@ class Sideband:
                 failures,
             )
             self.reconnects += 1
+            if self._metrics is not None:
+                self._metrics.sideband_reconnects.inc()
             await trio.sleep(delay)
 
     async def _connect_and_serve(
@@ -409,6 +419,8 @@ class Sideband:
             else:
                 self._handle_frame(frame)
         self.events_received += counted
+        if self._metrics is not None:  # once a batch, not once an event
+            self._metrics.sideband_events.inc(len(frames))
 
     def _handle_frame(self, frame: bytes) -> None:
         """The general path: parse the frame whole, then count, note or hand it over."""

@@ -22,6 +22,7 @@ import trio
 from ._config import Settings
 from ._errors import (
     UpstreamBadResponse,
+    UpstreamError,
     UpstreamNotConfigured,
     UpstreamStatusError,
     UpstreamTimeout,
@@ -29,6 +30,7 @@ from ._errors import (
     redact,
     secret_prefix,
 )
+from ._metrics import Metrics, upstream_endpoint
 from ._upstream_http import (
     Answer,
     HttpxTransport,
@@ -85,8 +87,10 @@ class OpenAIClient:
         *,
         http: httpx.AsyncClient | None = None,
         transport: Transport | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics
         self._retry_policy = RetryPolicy.from_settings(settings)
         headers = {"User-Agent": f"realtime-trio/{__version__}"}
         timeout = httpx.Timeout(
@@ -207,13 +211,17 @@ class OpenAIClient:
             UpstreamError: not configured, unreachable, too slow, or another error status.
         """
         api_key = self._api_key()
+        started = trio.current_time()
         try:
             response = await send_with_retries(
                 partial(self._post_once, path, body, api_key), self._retry_policy, path=path
             )
-        except UpstreamUnreachable as exc:
-            logger.warning("upstream POST %s failed: %s", path, exc.message)
+        except UpstreamError as exc:
+            self._count(path, None, started)
+            if isinstance(exc, UpstreamUnreachable):
+                logger.warning("upstream POST %s failed: %s", path, exc.message)
             raise
+        self._count(path, response.status_code, started)
         if response.is_error and response.status_code not in expected:
             message, code = _error_message(response)
             message = redact(message, api_key)
@@ -231,6 +239,11 @@ class OpenAIClient:
                 upstream_code=code,
             )
         return response
+
+    def _count(self, path: str, status: int | None, started: float) -> None:
+        if self._metrics is not None:
+            seconds = trio.current_time() - started
+            self._metrics.upstream_request(upstream_endpoint(path), status, seconds)
 
     async def _post_once(
         self,

@@ -25,13 +25,16 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from functools import partial
 
 import trio
+from prometheus_client import multiprocess
 
 from ._config import Settings
 from ._hypercorn import LISTEN_BACKLOG, ShutdownTrigger
+from ._metrics import MULTIPROCESS_DIR
 from ._version import __version__
 
 logger = logging.getLogger("realtime_trio.workers")
@@ -50,7 +53,17 @@ def run_workers(settings: Settings, listener: socket.socket, *, workers: int) ->
     them; return the exit status. Closing *listener* is left to the caller."""
     lifeline, held_end = os.pipe()
     try:
-        return trio.run(partial(supervise, settings, listener, lifeline=lifeline, workers=workers))
+        # Each worker's metrics go to files here, so that any worker's /metrics sees them all.
+        with tempfile.TemporaryDirectory(prefix="realtime-trio-metrics-") as metrics_dir:
+            run = partial(
+                supervise,
+                settings,
+                listener,
+                lifeline=lifeline,
+                workers=workers,
+                metrics_dir=metrics_dir,
+            )
+            return trio.run(run)
     finally:
         os.close(lifeline)
         os.close(held_end)
@@ -76,7 +89,12 @@ def open_listener(host: str, port: int) -> socket.socket:
 
 
 async def supervise(
-    settings: Settings, listener: socket.socket, *, lifeline: int, workers: int
+    settings: Settings,
+    listener: socket.socket,
+    *,
+    lifeline: int,
+    workers: int,
+    metrics_dir: str | None = None,
 ) -> int:
     """Run *workers* server processes on *listener* until SIGINT or SIGTERM; return the exit
     status.
@@ -98,6 +116,7 @@ async def supervise(
             *("--listen-fd", str(listener.fileno()), "--lifeline-fd", str(lifeline)),
         ],
         pass_fds=(listener.fileno(), lifeline),
+        metrics_dir=metrics_dir,
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(supervisor.watch_signals)
@@ -143,9 +162,15 @@ class _Supervisor:
     """What the workers share: the command, the stop and kill events, and how each exited."""
 
     def __init__(
-        self, settings: Settings, *, command: list[str], pass_fds: tuple[int, ...]
+        self,
+        settings: Settings,
+        *,
+        command: list[str],
+        pass_fds: tuple[int, ...],
+        metrics_dir: str | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics_dir = metrics_dir
         self.command = command
         self.pass_fds = pass_fds
         self.stop_seconds = settings.shutdown_grace_seconds + STOP_MARGIN_SECONDS
@@ -176,6 +201,8 @@ class _Supervisor:
             started_at = trio.current_time()
             pid, status = await self._run_once(slot)
             self.last_statuses[slot] = status
+            if self.metrics_dir is not None:  # its live gauges no longer count
+                multiprocess.mark_process_dead(pid, self.metrics_dir)  # type: ignore[no-untyped-call]
             if self.stopping.is_set():
                 return
             if trio.current_time() - started_at >= STABLE_SECONDS:
@@ -224,12 +251,16 @@ class _Supervisor:
             )
         process.kill()
 
-    def _env(self, slot: int) -> dict[str, str] | None:
-        """The worker's environment. It is the supervisor's own unless `REPLICA_ID` is set:
-        then each worker gets `<REPLICA_ID>-w<slot>`, so the workers' names stay distinct."""
-        if self.settings.replica_id is None:
-            return None
-        return {**os.environ, "REPLICA_ID": f"{self.settings.replica_id}-w{slot}"}
+    def _env(self, slot: int) -> dict[str, str]:
+        """The worker's environment: the supervisor's own, with the shared metrics directory,
+        and if `REPLICA_ID` is set, `<REPLICA_ID>-w<slot>`, so the workers' names stay
+        distinct."""
+        env = dict(os.environ)
+        if self.metrics_dir is not None:
+            env[MULTIPROCESS_DIR] = self.metrics_dir
+        if self.settings.replica_id is not None:
+            env["REPLICA_ID"] = f"{self.settings.replica_id}-w{slot}"
+        return env
 
 
 def _describe(status: int) -> str:

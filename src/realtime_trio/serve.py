@@ -16,6 +16,7 @@ import trio
 from ._config import Settings
 from ._http import create_app
 from ._hypercorn import ShutdownTrigger, serve_app
+from ._metrics import Metrics
 from ._plugins import PluginRegistry, load_plugins
 from ._replica import RECORD_KEEP_SECONDS, RECORD_MARGIN_SECONDS, Replica
 from ._sessions import SessionManager
@@ -45,8 +46,9 @@ async def serve(
     if plugins is None:
         plugins = load_plugins(settings)
     async with AsyncExitStack() as stack:
+        metrics = Metrics()
         if upstream is None:
-            upstream = await stack.enter_async_context(OpenAIClient(settings))
+            upstream = await stack.enter_async_context(OpenAIClient(settings, metrics=metrics))
         name = settings.replica_name()
         replica = await _open_replica(settings, name, stack)
         async with trio.open_nursery() as nursery:
@@ -57,6 +59,7 @@ async def serve(
                 plugins=plugins,
                 replica=replica,
                 replica_name=name,
+                metrics=metrics,
             )
             await nursery.start(sessions.run)
             await serve_app(

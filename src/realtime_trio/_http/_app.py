@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 
 import trio
-from quart import request
+from quart import Response, g, request
 from quart.json.provider import DefaultJSONProvider
 from quart_schema import QuartSchema
 from quart_trio import QuartTrio
 
 from .._config import Settings
 from .._errors import RateLimited, StoreUnavailable
+from .._metrics import Metrics
 from .._replica import Replica
 from .._sessions import SessionManager
 from .._upstream import OpenAIClient
@@ -23,6 +25,7 @@ from ._client_auth import authorize
 from ._cors import allow_browsers
 from ._error_handlers import register_error_handlers
 from ._json import FastJSONProvider
+from ._metrics_route import metrics_blueprint
 from ._rate_limit import RateLimiter, client_identity, is_limited
 from ._request import ApiRequest
 from ._schema import dumping_models
@@ -76,6 +79,10 @@ def create_app(
             keyed=bool(keys),
             trust_forwarded_for=settings.trust_x_forwarded_for,
         )
+    if sessions.metrics is not None:
+        _count_requests(app, sessions.metrics)
+        if settings.metrics_enabled:
+            app.register_blueprint(metrics_blueprint(sessions.metrics))
     if origins := settings.cors_origins():
         allow_browsers(app, origins)
     register_error_handlers(app)
@@ -83,6 +90,26 @@ def create_app(
     app.asgi_app = AccessLogMiddleware(app.asgi_app)  # type: ignore[method-assign]
     return app
 
+
+def _count_requests(app: QuartTrio, metrics: Metrics) -> None:
+    """Count every request by its route pattern (`/session/{session_id}`, never the path)."""
+
+    @app.before_request
+    async def started() -> None:
+        g.metrics_started = trio.current_time()
+
+    @app.after_request
+    async def answered(response: Response) -> Response:
+        started = getattr(g, "metrics_started", None)
+        if started is not None:
+            rule = request.url_rule
+            route = _PATTERN.sub(r"{\1}", rule.rule) if rule is not None else "unmatched"
+            seconds = trio.current_time() - started
+            metrics.request(request.method, route, response.status_code, seconds)
+        return response
+
+
+_PATTERN = re.compile(r"<(?:[a-z_]+:)?([A-Za-z_]+)>")
 
 RateCheck = Callable[[str], Awaitable[float | None]]
 # The longest a shared rate-limit check may add to a request while the store is slow.

@@ -1,0 +1,18 @@
+"""`GET /metrics`: the Prometheus text format, for a scraper (with `SERVER_API_KEYS` set it
+needs a key, as a bearer token, like every other endpoint)."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response
+
+from .._metrics import Metrics
+
+
+def metrics_blueprint(metrics: Metrics) -> Blueprint:
+    blueprint = Blueprint("metrics", __name__)
+
+    @blueprint.get("/metrics")
+    async def scrape() -> Response:
+        return Response(metrics.exposition(), content_type=metrics.content_type)
+
+    return blueprint
