@@ -27,12 +27,22 @@ async def test_every_scenario_runs_and_answers_everything(tmp_path: Path) -> Non
     assert finished.returncode == 0, finished.stderr.decode()[-3000:]
     report = json.loads(out.read_text())
     scenarios = report["scenarios"]
-    assert set(scenarios) == {"ingest", "turnaround", "sessions", "minting", "churn"}
+    assert set(scenarios) == {
+        "ingest",
+        "turnaround",
+        "sessions",
+        "minting",
+        "churn",
+        "ingest-store",
+        "minting-workers",
+        "takeover",
+        "sessions-store",
+    }
     assert report["machine"]["cores"] >= 1
 
     ingest = scenarios["ingest"]
     assert ingest["markerAnswered"] is True
-    assert ingest["parameters"]["events"] == 2_000
+    assert 2_000 <= ingest["parameters"]["events"] < 2_100  # rounded up to whole turns
     assert ingest["serverEventsPerSecond"] > 0
     assert ingest["bareTrioWebsocketEventsPerSecond"] > 0
     assert ingest["simulatorSendEventsPerSecond"] > 0
@@ -61,4 +71,38 @@ async def test_every_scenario_runs_and_answers_everything(tmp_path: Path) -> Non
     assert len(churn["rssAfterRoundMiB"]) == 2
     assert churn["socketsLeftOpen"] == 0
 
-    assert {goal["figure"] for goal in report["goals"]} >= {"ingest.serverEventsPerSecond"}
+    with_store = scenarios["ingest-store"]
+    for way in ("memory", "store"):
+        assert with_store[way]["serverEventsPerSecond"] > 0, way
+        assert with_store[way]["transcriptEntries"] > 0, way
+    assert with_store["store"]["storedTranscriptItems"] >= with_store["store"]["transcriptEntries"]
+    assert with_store["storeOverMemory"] > 0
+
+    workers = scenarios["minting-workers"]
+    for name in ("session", "token"):
+        for way, replicas in (("memory.w1", 1), ("store.w1", 1), ("store.w2", 2)):
+            figures = workers[f"{name}.{way}"]
+            assert figures["requests"] > 0, (name, way)
+            assert figures["failures"] == {}, (name, way)
+            assert len(figures["replicas"]) == replicas, (name, way)
+        assert workers[f"{name}.w2OverW1"] > 0
+
+    takeover = scenarios["takeover"]
+    assert takeover["parameters"]["trials"] == takeover["takenOver"] == 2
+    assert takeover["twoSocketsOpenAtOnce"] == 0
+    assert takeover["observed"]["samples"] == 2
+
+    live_with_store = scenarios["sessions-store"]
+    for way in ("memory", "store"):
+        assert live_with_store[way]["sessions"] == 20, way
+        assert live_with_store[way]["socketsLeftOpen"] == 0, way
+    valkey = live_with_store["store"]["valkey"]
+    assert valkey["keysWhileLive"]["record"] == 20
+    assert "record" not in valkey["keysAfterDelete"]
+    assert "lease" not in valkey["keysAfterDelete"]
+
+    assert {goal["figure"] for goal in report["goals"]} >= {
+        "ingest.serverEventsPerSecond",
+        "ingest-store.storeOverMemory",
+        "takeover.beyondLease.p99Ms",
+    }

