@@ -60,6 +60,8 @@ async def test_openapi_document_lists_every_endpoint(client: httpx.AsyncClient) 
         "/session/renew": ["post"],
         "/session/close": ["post"],
         "/session/{session_id}": ["delete", "get"],
+        "/session/{session_id}/events": ["get"],
+        "/sessions": ["get"],
         "/extract-profile": ["post"],
         "/tools": ["get"],
     }

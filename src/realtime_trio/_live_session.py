@@ -37,6 +37,7 @@ from ._profile import merge_profiles
 from ._recent_ids import RecentIds
 from ._replica import Replica
 from ._session_config import realtime_session_config
+from ._session_events import SessionEvents
 from ._sideband import ENDED, Sideband
 from ._store import SessionRecord, SessionStore
 from ._tools import TOOL_CALL_EVENT_TYPES, FunctionCall, ToolAnswer, ToolCallRouter
@@ -131,6 +132,7 @@ class LiveSession:
         self.concluded = False
         self._pricing = pricing if pricing is not None else Pricing({})
         self._metrics = metrics
+        self.events = SessionEvents(self.session_id)
         self._capping = False  # a cap is ending the call
         self._response_done = trio.Event()  # the next `response.done`, for a farewell
 
@@ -233,6 +235,8 @@ class LiveSession:
             usage.add_transcription(event.get("usage"), self._pricing.price(model))
         if self._replica is not None:
             self._replica.changed(self)
+        if self.events:
+            self.events.publish({"type": "usage", "usage": usage.as_json()})
         cap = self._settings.max_session_cost_usd
         cost = usage.cost_usd
         if cap and cost is not None and cost >= cap:
@@ -282,14 +286,39 @@ class LiveSession:
         applied = transcript.apply(event)
         if applied and self._replica is not None:
             self._replica.changed(self)
+        if applied and self.events:
+            self._publish_item(kind, event)
         if applied and (transcript.has_finalized or kind == "conversation.item.deleted"):
             self._transcript_changed.set()
             self._transcript_changed = trio.Event()
-            if self._plugins.observes_transcript:
+            observes = self._plugins.observes_transcript
+            if observes or self.events:
                 for entry in transcript.take_finalized():
-                    self._plugins.transcript_entry(self.session_id, entry)
+                    if observes:
+                        self._plugins.transcript_entry(self.session_id, entry)
+                    if self.events:
+                        self.events.publish(
+                            {"type": "transcript.completed", "entry": entry.as_json()}
+                        )
             else:
                 transcript.forget_finalized()
+
+    def _publish_item(self, kind: str, event: dict[str, Any]) -> None:
+        """A turn that appeared or was cut short, for the event stream."""
+        if kind == "conversation.item.truncated":
+            self.events.publish(
+                {
+                    "type": "transcript.truncated",
+                    "itemId": event.get("item_id"),
+                    "audioEndMs": event.get("audio_end_ms"),
+                }
+            )
+        elif kind in ("conversation.item.added", "conversation.item.created"):
+            item = event.get("item")
+            if isinstance(item, dict) and item.get("type") == "message":
+                self.events.publish(
+                    {"type": "transcript.added", "itemId": item.get("id"), "role": item.get("role")}
+                )
 
     def _retrieve(self, item_id: str) -> None:
         """Ask upstream for *item_id*, once (`conversation.item.retrieve`): a user or assistant
@@ -318,9 +347,20 @@ class LiveSession:
         with the `session.update` its tool made necessary."""
         started = trio.current_time()
         result = await self._tools.run(call, self)
+        seconds = trio.current_time() - started
         if self._metrics is not None:
-            self._metrics.tool_call(
-                call.name, outcome_of(result.output), trio.current_time() - started
+            self._metrics.tool_call(call.name, outcome_of(result.output), seconds)
+        if self.events:
+            self.events.publish(
+                {
+                    "type": "tool_call",
+                    "callId": call.call_id,
+                    "name": call.name,
+                    "arguments": call.arguments,
+                    "outcome": outcome_of(result.output),
+                    "output": result.output,
+                    "ms": round(seconds * 1000, 1),
+                }
             )
         self._plugins.tool_result(self.session_id, call.name, call.call_id, result.output)
         followups: tuple[dict[str, Any], ...] = ()
@@ -349,7 +389,7 @@ class LiveSession:
 
     async def update_profile(self, changes: dict[str, Any]) -> dict[str, Any]:
         self.record.profile = merge_profiles(self.record.profile, changes)
-        self._instructions_changed = True
+        self._profile_changed()
         await self.record_changed()
         return self.record.profile
 
@@ -392,6 +432,8 @@ class LiveSession:
     def sideband_changed(self) -> None:
         if self._replica is not None:
             self._replica.changed(self)
+        if self.events:
+            self.events.publish({"type": "sideband", "sideband": self._sideband_with_holder()})
 
     def sideband_view(self) -> dict[str, Any]:
         view = self.sideband.describe() if self.sideband else {"state": "idle"}
@@ -435,10 +477,20 @@ class LiveSession:
             )
 
     def instructions_update(self) -> dict[str, Any]:
+        """The `session.update` that pushes the instructions in force now (published to the
+        event stream as it is built: it is built to be sent)."""
+        instructions = self.instructions()
+        if self.events:
+            self.events.publish({"type": "instructions", "instructions": instructions})
         return {
             "type": "session.update",
-            "session": {"type": "realtime", "instructions": self.instructions()},
+            "session": {"type": "realtime", "instructions": instructions},
         }
+
+    def _profile_changed(self) -> None:
+        self._instructions_changed = True
+        if self.events:
+            self.events.publish({"type": "profile", "profile": dict(self.record.profile)})
 
     async def request_extraction(self, *, throttled: bool) -> Outcome:
         if self._nursery is None or self.finished.is_set():
@@ -466,7 +518,7 @@ class LiveSession:
             ),
         )
         self.record.profile = profile
-        self._instructions_changed = True
+        self._profile_changed()
         await self.record_changed()
         logger.debug("session %s: profile extracted", self.session_id)
         return profile
@@ -507,6 +559,7 @@ class LiveSession:
                     self._cancelling.set()
                     nursery.cancel_scope.cancel()
         finally:
+            self.events.close()
             self.finished.set()
 
     async def _let_go_when_lost(self, hold: Hold) -> None:

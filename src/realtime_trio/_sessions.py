@@ -206,6 +206,21 @@ class SessionManager:
 
     # -- ReplicaHost: what the shared store's replica asks of this manager -------------------
 
+    def listing(self) -> list[dict[str, Any]]:
+        """The sessions run here, oldest first, as `GET /sessions` lists them."""
+        live = sorted(
+            (s for s in self._live.values() if not s.ending), key=lambda s: s.record.created_at
+        )
+        return [
+            {
+                "sessionId": s.session_id,
+                "callId": s.record.call_id,
+                "createdAt": s.record.created_at,
+                "sideband": s.sideband_view(),
+            }
+            for s in live
+        ]
+
     def local(self, session_id: str) -> LiveSession | None:
         return self._find(session_id)
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from quart import Blueprint
+from quart import Blueprint, Response
 from quart_schema import document_response
 
 from .._errors import MissingField, StoreUnavailable, UnknownSession
 from .._session_config import realtime_session_config
 from .._sessions import SessionOptions
+from ._event_stream import EVENT_STREAM_HEADERS, event_stream, snapshot_stream
 from ._models import (
     CloseResponse,
     ErrorResponse,
@@ -23,6 +24,7 @@ from ._models import (
     SessionIdRequest,
     SessionRequest,
     SessionResponse,
+    SessionsResponse,
     SessionView,
     SidebandView,
     TokenRequest,
@@ -173,6 +175,29 @@ async def close_session(data: SessionIdRequest) -> CloseResponse:
 async def get_session(session_id: str) -> SessionView:
     """The session as the server knows it, with its transcript in conversation order."""
     return SessionView.model_validate(await current_services().sessions.describe(session_id))
+
+
+@blueprint.get("/sessions")
+@answers(SessionsResponse)
+async def list_sessions() -> SessionsResponse:
+    """The sessions this server runs now (with a shared store: the ones this replica holds)."""
+    return SessionsResponse.model_validate({"sessions": current_services().sessions.listing()})
+
+
+@blueprint.get("/session/<session_id>/events")
+@errors_documented(404)
+async def session_events(session_id: str) -> Response:
+    """Server-Sent Events (`text/event-stream`): a `snapshot` of the session, then what happens
+    in it as it happens (transcript entries, tool calls, instructions, profile, sideband state,
+    usage), one JSON object per `data:` line, until the session ends. A listener too slow to
+    keep up is dropped; the call never waits for it."""
+    sessions = current_services().sessions
+    snapshot = await sessions.describe(session_id)  # 404 before any stream starts
+    local = sessions.local(session_id)
+    stream = event_stream(local, snapshot) if local else snapshot_stream(sessions, session_id)
+    response = Response(stream, 200, EVENT_STREAM_HEADERS)
+    response.timeout = None  # as long as the session lasts
+    return response
 
 
 @blueprint.delete("/session/<session_id>")

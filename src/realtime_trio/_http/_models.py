@@ -236,6 +236,17 @@ class SessionView(ApiModel):
     usage: UsageView
 
 
+class SessionSummary(ApiModel):
+    session_id: str
+    call_id: str | None
+    created_at: float = Field(description="Unix time, seconds.")
+    sideband: SidebandView
+
+
+class SessionsResponse(ApiModel):
+    sessions: list[SessionSummary]
+
+
 class ExtractProfileResponse(ApiModel):
     profile: dict[str, Any] = Field(description="The stored profile after this extraction.")
     instructions: str = Field(description="The instructions the live call now runs with.")
