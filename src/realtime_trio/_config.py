@@ -221,6 +221,12 @@ class Settings(BaseSettings):
         description="GET /metrics in Prometheus text format (with SERVER_API_KEYS set, it needs "
         "a key like every other endpoint).",
     )
+    inspector_enabled: bool = Field(
+        default=True,
+        description="GET /inspector: a page showing the live sessions and, for one, its "
+        "transcript, tool calls, profile, instructions, sideband and usage as they happen (with "
+        "SERVER_API_KEYS set, the page asks for a key and sends it as a bearer token).",
+    )
     pricing_file: Path | None = Field(
         default=None,
         description="A JSON file of prices (USD per 1M tokens, per model and modality) over the "

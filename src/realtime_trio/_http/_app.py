@@ -24,6 +24,7 @@ from ._access_log import AccessLogMiddleware
 from ._client_auth import authorize
 from ._cors import allow_browsers
 from ._error_handlers import register_error_handlers
+from ._inspector import inspector_blueprint
 from ._json import FastJSONProvider
 from ._metrics_route import metrics_blueprint
 from ._rate_limit import RateLimiter, client_identity, is_limited
@@ -83,6 +84,8 @@ def create_app(
         _count_requests(app, sessions.metrics)
         if settings.metrics_enabled:
             app.register_blueprint(metrics_blueprint(sessions.metrics))
+    if settings.inspector_enabled:
+        app.register_blueprint(inspector_blueprint())
     if origins := settings.cors_origins():
         allow_browsers(app, origins)
     register_error_handlers(app)
