@@ -213,3 +213,20 @@ async def test_max_session_cost_hangs_up_once_the_call_cost_that_much(
     assert view["sideband"]["endedBy"] == "max_session_cost_usd"
     assert view["usage"]["costUsd"] >= 0.000001
     assert await sim.client_events(call.call_id, "response.create") == []  # no farewell set
+
+
+async def test_an_unpriced_transcription_model_leaves_the_call_s_cost_and_its_cap_standing(
+    start_server: StartServer, sim: SimControl
+) -> None:
+    """The default transcription model has no price in the table: its own cost is null, and
+    the call's responses are still priced (and capped)."""
+    url = await start_server(max_session_cost_usd=0.000001)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        call = await open_call(client, sim, enableTranscription=True)
+        await sim.drive(call.call_id, "user", text="Hi, I'm Ada.")
+        await wait_until(lambda: _call_ended(sim, call.call_id), seconds=15)
+        usage = (await session_state(client, call.session_id))["usage"]
+
+    assert usage["transcription"]["items"] == 1
+    assert usage["transcription"]["costUsd"] is None
+    assert usage["costUsd"] > 0

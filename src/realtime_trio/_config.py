@@ -82,8 +82,8 @@ class Settings(BaseSettings):
     )
     server_api_keys: SecretStr | None = Field(
         default=None,
-        description="Comma-separated keys; when set, every endpoint but /healthz needs "
-        "`Authorization: Bearer <one of them>`.",
+        description="Comma-separated keys; when set, every endpoint but /healthz, /readyz and "
+        "the /inspector page (which asks for a key) needs `Authorization: Bearer <one of them>`.",
     )
     cors_allow_origins: str = Field(
         default="",

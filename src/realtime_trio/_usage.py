@@ -178,11 +178,15 @@ class SessionUsage:
 
     @property
     def cost_usd(self) -> float | None:
-        """The call's cost (its responses and transcriptions); None if a part had no price."""
-        parts = [self.responses.cost_usd]
-        if self.transcription.count:
-            parts.append(self.transcription.cost_usd)
-        return None if None in parts else round(sum(p for p in parts if p is not None), 6)
+        """The call's cost: its responses (None when the realtime model has no known price),
+        and its transcriptions when their model's price is known (else they show their own
+        `costUsd` as null, and are not in this sum)."""
+        cost = self.responses.cost_usd
+        if cost is None:
+            return None
+        if self.transcription.count and self.transcription.cost_usd is not None:
+            cost += self.transcription.cost_usd
+        return round(cost, 6)
 
     def as_json(self) -> dict[str, Any]:
         t = self.tokens

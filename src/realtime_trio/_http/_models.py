@@ -213,8 +213,9 @@ class UsageView(ApiModel):
     transcription: TranscriptionUsage
     extraction: ExtractionUsage = Field(description="Profile extractions, reported apart.")
     cost_usd: float | None = Field(
-        description="The call's responses and transcriptions, in USD; null when a model used "
-        "has no known price (PRICING_FILE)."
+        description="The call's responses, and its transcriptions where their price is known "
+        "(`transcription.costUsd`), in USD; null when the realtime model has no known price "
+        "(PRICING_FILE)."
     )
 
 
