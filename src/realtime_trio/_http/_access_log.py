@@ -11,12 +11,13 @@ request's tasks (`_log_context`), so JSON log lines logged while serving it carr
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
 import time
 from collections.abc import Iterable
-from typing import cast
+from typing import Any, cast
 
 from hypercorn.typing import (
     ASGIFramework,
@@ -28,6 +29,7 @@ from hypercorn.typing import (
 )
 
 from .._log_context import bind_log_fields, unbind_log_fields
+from .._metrics import Metrics
 
 logger = logging.getLogger("realtime_trio.access")
 
@@ -46,13 +48,26 @@ def request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
     return os.urandom(16).hex()
 
 
+# Where the app leaves a request's route rule (`/session/<session_id>`) in its ASGI scope.
+ROUTE_SCOPE_KEY = "realtime_trio.route"
+_ROUTE_PARAMETER = re.compile(r"<(?:[a-z_]+:)?([A-Za-z_]+)>")
+
+
+@functools.lru_cache(maxsize=256)
+def route_pattern(rule: str) -> str:
+    """A route rule as the metrics name it: `/session/<session_id>` -> `/session/{session_id}`."""
+    return _ROUTE_PARAMETER.sub(r"{\1}", rule)
+
+
 class AccessLogMiddleware:
     """Wraps an ASGI app; logs `POST /token 200 12.3ms` with the fields (`method`, `path`,
-    `status`, `duration_ms`, `request_id`) also set on the record, and answers every request
-    with its `X-Request-Id`."""
+    `status`, `duration_ms`, `request_id`) also set on the record, counts the request in
+    *metrics* by its route pattern with the same duration, and answers every request with its
+    `X-Request-Id`."""
 
-    def __init__(self, app: ASGIFramework) -> None:
+    def __init__(self, app: ASGIFramework, *, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -69,8 +84,13 @@ class AccessLogMiddleware:
         def log() -> None:
             nonlocal logged
             logged = True
-            duration_ms = (time.perf_counter() - started) * 1000
+            seconds = time.perf_counter() - started
+            duration_ms = seconds * 1000
             method, path = scope["method"], scope["path"]
+            if self.metrics is not None and status is not None:
+                rule = cast(dict[str, Any], scope).get(ROUTE_SCOPE_KEY)
+                route = route_pattern(rule) if rule is not None else "unmatched"
+                self.metrics.request(method, route, status, seconds)
             logger.info(
                 "%s %s %s %.1fms",
                 method,

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 import trio
-from quart import Response, g, request
+from quart import Response, request
 from quart.json.provider import DefaultJSONProvider
 from quart_schema import QuartSchema
 from quart_trio import QuartTrio
 
 from .._config import Settings
 from .._errors import RateLimited, StoreUnavailable
-from .._metrics import Metrics
 from .._replica import Replica
 from .._sessions import SessionManager
 from .._upstream import OpenAIClient
 from .._version import __version__
 from . import _handlers as api
-from ._access_log import AccessLogMiddleware
+from ._access_log import ROUTE_SCOPE_KEY, AccessLogMiddleware
 from ._client_auth import authorize
 from ._cors import allow_browsers
 from ._error_handlers import register_error_handlers
@@ -81,7 +80,7 @@ def create_app(
             trust_forwarded_for=settings.trust_x_forwarded_for,
         )
     if sessions.metrics is not None:
-        _count_requests(app, sessions.metrics)
+        _note_routes(app)
         if settings.metrics_enabled:
             app.register_blueprint(metrics_blueprint(sessions.metrics))
     if settings.inspector_enabled:
@@ -90,29 +89,23 @@ def create_app(
         allow_browsers(app, origins)
     register_error_handlers(app)
     # Quart's documented way to wrap its ASGI app; mypy sees a method being replaced.
-    app.asgi_app = AccessLogMiddleware(app.asgi_app)  # type: ignore[method-assign]
+    app.asgi_app = AccessLogMiddleware(  # type: ignore[method-assign]
+        app.asgi_app, metrics=sessions.metrics
+    )
     return app
 
 
-def _count_requests(app: QuartTrio, metrics: Metrics) -> None:
-    """Count every request by its route pattern (`/session/{session_id}`, never the path)."""
-
-    @app.before_request
-    async def started() -> None:
-        g.metrics_started = trio.current_time()
+def _note_routes(app: QuartTrio) -> None:
+    """Leave each request's route pattern in its ASGI scope, where the access log counts the
+    request (`/session/{session_id}`, never the raw path)."""
 
     @app.after_request
-    async def answered(response: Response) -> Response:
-        started = getattr(g, "metrics_started", None)
-        if started is not None:
-            rule = request.url_rule
-            route = _PATTERN.sub(r"{\1}", rule.rule) if rule is not None else "unmatched"
-            seconds = trio.current_time() - started
-            metrics.request(request.method, route, response.status_code, seconds)
+    async def note_route(response: Response) -> Response:
+        rule = request.url_rule
+        if rule is not None:
+            cast(dict[str, Any], request.scope)[ROUTE_SCOPE_KEY] = rule.rule
         return response
 
-
-_PATTERN = re.compile(r"<(?:[a-z_]+:)?([A-Za-z_]+)>")
 
 RateCheck = Callable[[str], Awaitable[float | None]]
 # The longest a shared rate-limit check may add to a request while the store is slow.
