@@ -78,6 +78,25 @@ async def turn(sim: SimControl, call_id: str, user: str, assistant: str) -> None
     await sim.drive(call_id, "user", text=user)
 
 
+def function_outputs(
+    events: list[dict[str, Any]], call_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The `function_call_output` items among *events* (of *call_id* alone, if given)."""
+    return [
+        e
+        for e in events
+        if e["item"]["type"] == "function_call_output" and call_id in (None, e["item"]["call_id"])
+    ]
+
+
+async def call_with_a_first_turn(one: Replica, other: Replica, sim: SimControl) -> tuple[str, str]:
+    """A live call held by *one*, with a first turn *other* has already read in the store."""
+    session_id, call_id = await start_call(one, sim)
+    await turn(sim, call_id, "My name is Grace.", "Hi Grace.")
+    await wait_until(lambda: said(other, session_id, ["My name is Grace.", "Hi Grace."]))
+    return session_id, call_id
+
+
 def never_two_open(call: dict[str, Any]) -> None:
     """No moment when two of the call's sockets were open together."""
     spans = sorted((s["openedAt"], s["closedAt"] or float("inf")) for s in call["sockets"])
@@ -134,9 +153,7 @@ async def test_a_killed_holder_s_calls_are_taken_over_with_the_transcript_whole(
     replicas: list[Replica], sim: SimControl
 ) -> None:
     one, other = replicas
-    session_id, call_id = await start_call(one, sim)
-    await turn(sim, call_id, "My name is Grace.", "Hi Grace.")
-    await wait_until(lambda: said(other, session_id, ["My name is Grace.", "Hi Grace."]))
+    session_id, call_id = await call_with_a_first_turn(one, other, sim)
 
     one.signal(signal.SIGKILL)
     killed_at = trio.current_time()
@@ -157,30 +174,16 @@ async def test_a_killed_holder_s_calls_are_taken_over_with_the_transcript_whole(
         call_id, "tool-call", name="extract_profile", arguments={}, timeoutSeconds=10
     )
     assert result["output"] is not None
-    outputs = [
-        e
-        for e in await sim.client_events(call_id, "conversation.item.create")
-        if e["item"]["type"] == "function_call_output"
-    ]
-    assert [e["item"]["call_id"] for e in outputs] == [result["callId"]]
+    events = await sim.client_events(call_id, "conversation.item.create")
+    assert [e["item"]["call_id"] for e in function_outputs(events)] == [result["callId"]]
     never_two_open(await sim.call(call_id))
-
-
-def function_outputs(events: list[dict[str, Any]], call_id: str) -> list[dict[str, Any]]:
-    return [
-        e
-        for e in events
-        if e["item"]["type"] == "function_call_output" and e["item"]["call_id"] == call_id
-    ]
 
 
 async def test_a_holder_paused_past_its_lease_stops_acting_when_it_resumes(
     replicas: list[Replica], sim: SimControl
 ) -> None:
     one, other = replicas
-    session_id, call_id = await start_call(one, sim)
-    await turn(sim, call_id, "My name is Grace.", "Hi Grace.")
-    await wait_until(lambda: said(other, session_id, ["My name is Grace.", "Hi Grace."]))
+    session_id, call_id = await call_with_a_first_turn(one, other, sim)
 
     one.signal(signal.SIGSTOP)  # a GC pause, a frozen VM: its socket stays open meanwhile
     await wait_until(lambda: held_by(other, session_id, "replica-2"), seconds=TAKEOVER_BOUND + 5)
@@ -280,9 +283,7 @@ async def test_a_store_outage_ends_no_call_and_what_was_said_meanwhile_is_kept(
             prefix="outage:",
             upstream=simulator.base_url,
         ) as (one, other):
-            session_id, call_id = await start_call(one, sim)
-            await turn(sim, call_id, "My name is Grace.", "Hi Grace.")
-            await wait_until(lambda: said(other, session_id, ["My name is Grace.", "Hi Grace."]))
+            session_id, call_id = await call_with_a_first_turn(one, other, sim)
 
             store.kill()
             await turn(sim, call_id, "I live in London.", "Noted.")  # the call goes on

@@ -180,7 +180,7 @@ class Replica:
         return hold
 
     async def create_record(self, hold: Hold, record: SessionRecord, view: dict[str, Any]) -> None:
-        document = {**record_to_json(record), "sideband": {**view, "replica": self.name}}
+        document = _stored(record, view, self.name)
         await self.call(
             self.tables.records.create(record.session_id, document, self.record_ttl_seconds)
         )
@@ -448,9 +448,12 @@ class Replica:
 
 
 def _document(session: HeldSession, writer: str) -> dict[str, Any]:
+    return _stored(session.record, session.sideband_view(), writer)
+
+
+def _stored(record: SessionRecord, sideband: dict[str, Any], writer: str) -> dict[str, Any]:
     """The record as stored, with its sideband's state as *writer* (its holder) saw it."""
-    view = {**session.sideband_view(), "replica": writer}
-    return {**record_to_json(session.record), "sideband": view}
+    return {**record_to_json(record), "sideband": {**sideband, "replica": writer}}
 
 
 def stored_sideband(document: dict[str, Any], holder: str | None) -> dict[str, Any]:
