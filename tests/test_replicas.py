@@ -301,6 +301,8 @@ async def test_a_store_outage_ends_no_call_and_what_was_said_meanwhile_is_kept(
             spoken = ["My name is Grace.", "Hi Grace.", "I live in London.", "Noted."]
             await wait_until(lambda: said(other, session_id, spoken), seconds=20)
             assert (await other.http.get("/readyz")).status_code == 200
+            # Its holder takes its lease back (at its next renewal), nobody else.
+            await wait_until(lambda: held_by(other, session_id, "replica-1"), seconds=10)
             assert (await view(other, session_id))["sideband"] == {
                 "state": "connected",
                 "replica": "replica-1",
