@@ -23,6 +23,8 @@ __all__ = [
     "live_session_with_secret",
     "new_session",
     "open_sockets",
+    "samples",
+    "scrape",
     "session_state",
     "sockets_opened",
     "wait_for_sideband",
@@ -122,3 +124,23 @@ async def sockets_opened(sim: SimControl, call_id: str, n: int) -> dict[str, Any
     """The call once *n* sockets have been opened on it and one is open (a reconnect made)."""
     call = await sim.call(call_id)
     return call if len(call["sockets"]) >= n and open_sockets(call) else None
+
+
+# -- metrics ----------------------------------------------------------------------------------
+
+
+def samples(text: str) -> dict[str, float]:
+    """`name{labels}` -> value, for every sample of the exposition."""
+    found = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            found[name] = float(value)
+    return found
+
+
+async def scrape(client: httpx.AsyncClient) -> dict[str, float]:
+    response = await client.get("/metrics")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    return samples(response.text)

@@ -44,6 +44,11 @@ async def test_a_listed_origin_is_allowed_by_preflight_and_on_the_call(start_ser
     assert "content-type" in allowed_headers
     assert minted.status_code == 200
     assert minted.headers["access-control-allow-origin"] == ALLOWED
+    exposed = {
+        h.strip().lower() for h in minted.headers["access-control-expose-headers"].split(",")
+    }
+    assert exposed == {"x-request-id", "retry-after"}
+    assert minted.headers["x-request-id"]
 
 
 async def test_an_unlisted_origin_gets_no_allowance(start_server: Any) -> None:

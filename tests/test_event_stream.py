@@ -100,3 +100,70 @@ async def test_a_listener_that_stops_reading_is_dropped_and_publishing_never_wai
         assert events  # the reading listener is still there
         events.publish({"type": "usage", "n": 10})
         assert (await reading.receive())["n"] == 10
+
+
+async def open_stalled_listener(url: str, session_id: str) -> trio.SocketStream:
+    """A raw HTTP/1.1 request for the session's stream from a socket with a tiny receive
+    buffer, read only until its first event: the server then has a reader that never reads."""
+    address = httpx.URL(url)
+    sock = trio.socket.socket()
+    sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, 4096)
+    await sock.connect((address.host, address.port))
+    stream = trio.SocketStream(sock)
+    request = f"GET /session/{session_id}/events HTTP/1.1\r\nHost: {address.host}\r\n\r\n"
+    await stream.send_all(request.encode())
+    received = b""
+    while b"data: " not in received:
+        received += await stream.receive_some()
+    assert received.startswith(b"HTTP/1.1 200")
+    return stream
+
+
+async def read_to_end_of_stream(stream: trio.SocketStream) -> bytes:
+    """Everything left of a chunked response, up to its last chunk."""
+    received = b""
+    while not received.endswith(b"\r\n0\r\n\r\n"):
+        chunk = await stream.receive_some()
+        assert chunk, "the connection closed before the stream ended"
+        received += chunk
+    return received
+
+
+async def test_a_stalled_listener_is_dropped_over_the_wire_while_the_call_goes_on(
+    start_server: StartServer, sim: SimControl, nursery: trio.Nursery
+) -> None:
+    url = await start_server()
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        call = await open_call(client, sim, enableTranscription=True)
+        stalled = await open_stalled_listener(url, call.session_id)
+
+        # Far more events than a listener's buffer and the sockets between can hold, then a
+        # tool call queued right behind them: it is answered though nobody reads the stream.
+        blast = await sim.drive(
+            call.call_id,
+            "blast",
+            count=20_000,
+            marker={"name": "extract_profile", "arguments": {}},
+        )
+        assert blast["marker"]["output"] is not None
+        assert json.loads(blast["marker"]["output"])["ok"] is True
+
+        # The stalled listener's stream was ended by the server, not by the session.
+        with trio.fail_after(30):
+            rest = await read_to_end_of_stream(stalled)
+        await stalled.aclose()
+        assert rest.count(b"data: ") < 20_000
+        view = (await client.get(f"/session/{call.session_id}")).json()
+        assert view["sideband"]["state"] == "connected"
+        assert view["transcript"]
+
+        # A listener that reads still gets what happens next.
+        events: list[dict[str, Any]] = []
+        await nursery.start(listen, url, call.session_id, events)
+        await sim.drive(call.call_id, "user", text="Still here?")
+
+        async def heard() -> bool:
+            texts = [e["entry"]["text"] for e in of_type(events, "transcript.completed")]
+            return "Still here?" in texts
+
+        await wait_until(heard)

@@ -7,24 +7,7 @@ import re
 import httpx
 
 from realtime_trio.testing import StartServer, open_call
-from sim_client import SimControl, wait_until
-
-
-def samples(text: str) -> dict[str, float]:
-    """`name{labels}` -> value, for every sample of the exposition."""
-    found = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            found[name] = float(value)
-    return found
-
-
-async def scrape(client: httpx.AsyncClient) -> dict[str, float]:
-    response = await client.get("/metrics")
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain")
-    return samples(response.text)
+from sim_client import SimControl, scrape, wait_until
 
 
 async def test_metrics_move_as_requests_tool_calls_usage_and_sessions_happen(

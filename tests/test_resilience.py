@@ -23,6 +23,7 @@ from sim_client import (
     live_session,
     new_session,
     open_sockets,
+    scrape,
     session_state,
     sockets_opened,
     wait_for_sideband,
@@ -251,8 +252,11 @@ async def test_beyond_the_pending_tool_call_limit_a_call_is_answered_busy(
             return answered if len(answered) == 3 else None
 
         answered = await wait_until(three_answered)
+        seen = await scrape(client)
     assert json.loads(busy["output"])["reason"] == "busy"
     assert sorted(answered.values()) == [1, 1, 1]
+    assert seen['realtime_trio_tool_calls_total{outcome="busy",tool="echo"}'] == 1
+    assert seen['realtime_trio_tool_calls_total{outcome="ok",tool="wait_for_release"}'] == 2
 
 
 async def test_a_tool_that_never_returns_is_cut_off_and_the_session_lives_on(

@@ -347,21 +347,7 @@ class LiveSession:
         with the `session.update` its tool made necessary."""
         started = trio.current_time()
         result = await self._tools.run(call, self)
-        seconds = trio.current_time() - started
-        if self._metrics is not None:
-            self._metrics.tool_call(call.name, outcome_of(result.output), seconds)
-        if self.events:
-            self.events.publish(
-                {
-                    "type": "tool_call",
-                    "callId": call.call_id,
-                    "name": call.name,
-                    "arguments": call.arguments,
-                    "outcome": outcome_of(result.output),
-                    "output": result.output,
-                    "ms": round(seconds * 1000, 1),
-                }
-            )
+        self._observe_tool_call(call, result.output, trio.current_time() - started)
         self._plugins.tool_result(self.session_id, call.name, call.call_id, result.output)
         followups: tuple[dict[str, Any], ...] = ()
         if self._instructions_changed:
@@ -370,6 +356,24 @@ class LiveSession:
         return ToolAnswer(
             result.output, followups=followups, create_response=result.create_response
         )
+
+    def _observe_tool_call(self, call: FunctionCall, output: Any, seconds: float) -> None:
+        """Count an answered call and show it to the session's listeners."""
+        outcome = outcome_of(output)
+        if self._metrics is not None:
+            self._metrics.tool_call(call.name, outcome, seconds)
+        if self.events:
+            self.events.publish(
+                {
+                    "type": "tool_call",
+                    "callId": call.call_id,
+                    "name": call.name,
+                    "arguments": call.arguments,
+                    "outcome": outcome,
+                    "output": output,
+                    "ms": round(seconds * 1000, 1),
+                }
+            )
 
     async def _send_to_call(self, realtime_call: str | None, *events: dict[str, Any]) -> bool:
         """Send *events* to *realtime_call* over the sideband attached to it now; False when
@@ -547,6 +551,7 @@ class LiveSession:
                         max_pending=self._settings.session_max_pending_tool_calls,
                         claim=self._claim_call if self._replica is not None else None,
                         answered_here=self._call_answered if self._replica is not None else None,
+                        refused=self._observe_tool_call,
                     )
                     if self.hold is not None:
                         nursery.start_soon(self._let_go_when_lost, self.hold)

@@ -35,6 +35,7 @@ logger = logging.getLogger("realtime_trio.tool_calls")
 Answerer = Callable[[FunctionCall], Awaitable[ToolAnswer]]
 Claimer = Callable[[FunctionCall], Awaitable[bool]]
 Notifier = Callable[[FunctionCall], Awaitable[None]]
+Observer = Callable[[FunctionCall, Any, float], None]
 
 
 class Sender(Protocol):
@@ -74,6 +75,8 @@ class ToolCallRouter:
         claim: asked before a call is answered, when replicas share the session: False leaves
             it unanswered here (another holder answers it, or did).
         answered_here: told once a call's output went out.
+        refused: told of each call answered `busy` (its output, 0 seconds): *answer* never
+            sees those, so this is how they are counted and shown.
     """
 
     def __init__(
@@ -87,8 +90,10 @@ class ToolCallRouter:
         max_pending: int = 32,
         claim: Claimer | None = None,
         answered_here: Notifier | None = None,
+        refused: Observer | None = None,
     ) -> None:
         self._nursery = nursery
+        self._refused = refused
         self._claim = claim
         self._answered_here = answered_here
         self._answer = answer
@@ -271,6 +276,8 @@ class ToolCallRouter:
         if busy:
             message = f"Too many tool calls at once; {call.name!r} was not run. Try again."
             answer = ToolAnswer({"ok": False, "reason": "busy", "message": message})
+            if self._refused is not None:
+                self._refused(call, answer.output, 0.0)
         else:
             try:
                 answer = await self._answer(call)
