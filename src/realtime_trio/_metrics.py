@@ -39,6 +39,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self._multiprocess_dir = os.environ.get(MULTIPROCESS_DIR) or None
+        self._pending_tokens: dict[tuple[str, str], int] = {}
+        self._pending_cost: dict[str, float] = {}
         registry = self.registry = CollectorRegistry(auto_describe=True)
         self.http_requests = Counter(
             f"{PREFIX}_http_requests",
@@ -134,11 +136,25 @@ class Metrics:
         self.upstream_duration.labels(endpoint).observe(seconds)
 
     def usage(self, model: str, tokens: dict[str, int], cost_usd: float | None) -> None:
+        """Count one response's tokens and cost. This runs on the receive path, once per
+        response: it adds to plain sums that `flush` hands to the counters (a counter's
+        `labels` alone costs more than the rest of the event's handling)."""
+        pending = self._pending_tokens
         for kind, count in tokens.items():
             if count:
-                self.usage_tokens.labels(model, kind).inc(count)
+                key = (model, kind)
+                pending[key] = pending.get(key, 0) + count
         if cost_usd:
-            self.cost.labels(model).inc(cost_usd)
+            self._pending_cost[model] = self._pending_cost.get(model, 0.0) + cost_usd
+
+    def flush(self) -> None:
+        """Hand the sums `usage` kept to the counters (before a scrape, and once a second)."""
+        pending, self._pending_tokens = self._pending_tokens, {}
+        for (model, kind), count in pending.items():
+            self.usage_tokens.labels(model, kind).inc(count)
+        costs, self._pending_cost = self._pending_cost, {}
+        for model, cost in costs.items():
+            self.cost.labels(model).inc(cost)
 
     def set_sessions(self, live: int, sideband_states: Iterable[str]) -> None:
         """The gauges, from the session manager's view now."""
@@ -150,7 +166,9 @@ class Metrics:
             self.sidebands.labels(state).set(count)
 
     def exposition(self) -> bytes:
-        """The text format a scrape gets: every worker's values with `--workers`."""
+        """The text format a scrape gets: every worker's values with `--workers` (another
+        worker's usage counts reach it within a second, at its next `flush`)."""
+        self.flush()
         if self._multiprocess_dir is None:
             return generate_latest(self.registry)
         gathered = CollectorRegistry()

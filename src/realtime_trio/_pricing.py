@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,22 @@ class ModelPrice:
 
     def of(self, modality: str) -> Rates:
         return self.rates.get(modality, Rates())
+
+    @cached_property
+    def flat(self) -> tuple[float, ...]:
+        """Input and cached input of text, audio and image, then output of text and audio:
+        what pricing one response reads, in one tuple (it runs once per response)."""
+        text, audio, image = self.of("text"), self.of("audio"), self.of("image")
+        return (
+            text.input,
+            text.cached_input,
+            audio.input,
+            audio.cached_input,
+            image.input,
+            image.cached_input,
+            text.output,
+            audio.output,
+        )
 
 
 class Pricing:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ._pricing import MODALITIES, PER_TOKENS, ModelPrice, Pricing
+from ._pricing import PER_TOKENS, ModelPrice, Pricing
 
 # The kinds of tokens counted (the `kind` of the usage metric).
 INPUT_KINDS = ("input_text", "input_audio", "input_image", "input_cached")
@@ -34,11 +34,13 @@ class ResponseUsage:
 
 
 def read_response_usage(usage: object, price: ModelPrice | None) -> ResponseUsage | None:
-    """`response.done`'s `response.usage`, read defensively (a missing part counts 0)."""
+    """`response.done`'s `response.usage`, read defensively (a missing part counts 0).
+
+    Runs once per response on the receive path: plain lookups, no allocation it can avoid.
+    """
     if not isinstance(usage, dict):
         return None
     details = usage.get("input_token_details") or {}
-    cached_details = details.get("cached_tokens_details") or {}
     out = usage.get("output_token_details") or {}
     tokens = {
         "input_text": _int(details.get("text_tokens")),
@@ -48,27 +50,41 @@ def read_response_usage(usage: object, price: ModelPrice | None) -> ResponseUsag
         "output_text": _int(out.get("text_tokens")),
         "output_audio": _int(out.get("audio_tokens")),
     }
-    cost = None
-    if price is not None:
-        cached = {m: _int(cached_details.get(f"{m}_tokens")) for m in MODALITIES}
-        if not any(cached.values()):
-            cached["text"] = tokens["input_cached"]  # no breakdown: the cheapest reading
-        cost = 0.0
-        for modality in MODALITIES:
-            rates = price.of(modality)
-            whole = tokens[f"input_{modality}"]
-            part = min(cached[modality], whole)
-            cost += (whole - part) * rates.input + part * rates.cached_input
-        cost += tokens["output_text"] * price.of("text").output
-        cost += tokens["output_audio"] * price.of("audio").output
-        cost /= PER_TOKENS
     return ResponseUsage(
         tokens=tokens,
         input_tokens=_int(usage.get("input_tokens")),
         output_tokens=_int(usage.get("output_tokens")),
         total_tokens=_int(usage.get("total_tokens")),
-        cost_usd=cost,
+        cost_usd=None if price is None else _cost(tokens, details, price),
     )
+
+
+def _cost(tokens: dict[str, int], details: dict[str, Any], price: ModelPrice) -> float:
+    """USD for *tokens*: the cached part of each input modality at its cached rate (with no
+    breakdown by modality, all of it counts as text: the cheapest reading)."""
+    text_in, text_cached, audio_in, audio_cached, image_in, image_cached, text_out, audio_out = (
+        price.flat
+    )
+    breakdown = details.get("cached_tokens_details") or {}
+    cached_text = _int(breakdown.get("text_tokens"))
+    cached_audio = _int(breakdown.get("audio_tokens"))
+    cached_image = _int(breakdown.get("image_tokens"))
+    if not (cached_text or cached_audio or cached_image):
+        cached_text = tokens["input_cached"]
+    text, audio, image = tokens["input_text"], tokens["input_audio"], tokens["input_image"]
+    cached_text, cached_audio = min(cached_text, text), min(cached_audio, audio)
+    cached_image = min(cached_image, image)
+    cost = (
+        (text - cached_text) * text_in
+        + cached_text * text_cached
+        + (audio - cached_audio) * audio_in
+        + cached_audio * audio_cached
+        + (image - cached_image) * image_in
+        + cached_image * image_cached
+        + tokens["output_text"] * text_out
+        + tokens["output_audio"] * audio_out
+    )
+    return cost / PER_TOKENS
 
 
 @dataclass
