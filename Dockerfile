@@ -4,8 +4,9 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
 # The valkey extra (valkey-glide, anyio[trio]) lets the image run against a shared store
-# (STORE_URL=valkey://...); with the default memory:// none of it is imported.
-RUN pip install --no-cache-dir --prefix=/install '.[valkey]'
+# (STORE_URL=valkey://...); with the default memory:// none of it is imported. The mcp extra
+# (the MCP SDK) serves MCP_SERVERS_FILE; without the file it is not imported either.
+RUN pip install --no-cache-dir --prefix=/install '.[valkey,mcp]'
 
 FROM python:3.12-slim
 ENV PYTHONUNBUFFERED=1 \

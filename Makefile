@@ -35,7 +35,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[simulator]'
+	$(BIN)/python -m pip install --quiet -e '.[simulator,mcp]'
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml plugins/clock/pyproject.toml | $(BIN)/python

@@ -94,7 +94,8 @@ def test_importing_the_server_loads_neither_the_simulator_nor_the_sdk_nor_the_st
     probe = (
         "import sys, realtime_trio, realtime_trio.cli, realtime_trio.serve\n"
         "print(sorted(m for m in sys.modules if m.startswith('realtime_trio.simulator')"
-        " or m.startswith('realtime_trio._valkey') or m.split('.')[0] in ('openai', 'glide')))\n"
+        " or m.startswith(('realtime_trio._valkey', 'realtime_trio._mcp._connection'))"
+        " or m.split('.')[0] in ('openai', 'glide', 'mcp', 'mcp_types', 'jsonschema')))\n"
     )
 
     loaded = subprocess.run(

@@ -123,6 +123,7 @@ async def test_tools_are_listed_with_their_plugin(shop_client: httpx.AsyncClient
             "required": ["order_number"],
         },
         "plugin": "shop",
+        "source": "plugin",
     }
 
 
@@ -787,3 +788,73 @@ async def test_an_output_over_the_limit_becomes_an_error_and_the_session_lives_o
     assert big["responseCreated"] is True
     assert json.loads(small["output"]) == {"ok": True, "text": "x" * 10}
     assert state["sideband"]["state"] == "connected"
+
+
+# -- parameters given as a JSON Schema ----------------------------------------------------------
+
+TICKET_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string", "minLength": 3},
+        "priority": {"enum": ["low", "high"]},
+    },
+    "required": ["title"],
+    "additionalProperties": False,
+}
+
+
+class TicketPlugin:
+    name = "tickets"
+
+    def __init__(self) -> None:
+        self.received: list[Any] = []
+
+    @hookimpl
+    def rt_register_tools(self) -> list[Tool]:
+        return [Tool("open_ticket", "Open a ticket.", self.open, parameters=TICKET_SCHEMA)]
+
+    async def open(self, context: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
+        self.received.append(arguments)
+        return {"ok": True, "ticket": arguments["title"]}
+
+
+async def test_a_tool_whose_parameters_are_a_json_schema_is_offered_as_it_is(
+    start_server: StartServer, sim: SimControl
+) -> None:
+    tickets = TicketPlugin()
+    url = await start_server(plugins=[tickets])
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        listed = {t["name"]: t for t in (await client.get("/tools")).json()["tools"]}
+        call = await open_call(client, sim)
+        opened = await call.call_tool("open_ticket", {"title": "Printer", "priority": "high"})
+        refused = await call.call_tool("open_ticket", {"title": "x", "colour": "red"})
+        [update, *_] = await call.client_events("session.update")
+
+    assert listed["open_ticket"]["parameters"] == TICKET_SCHEMA
+    [offered] = [t for t in update["session"]["tools"] if t["name"] == "open_ticket"]
+    assert offered["parameters"] == TICKET_SCHEMA
+    assert opened.output == {"ok": True, "ticket": "Printer"}
+    assert tickets.received == [{"title": "Printer", "priority": "high"}]  # the parsed object
+    assert refused.output["reason"] == "invalid_arguments"
+    problems = {e["field"]: e["problem"] for e in refused.output["errors"]}
+    assert "is too short" in problems["title"]
+    assert "colour" in problems["(arguments)"]  # additional properties are not allowed
+
+
+def test_a_tool_whose_json_schema_is_not_one_stops_start_up() -> None:
+    class Broken:
+        name = "broken"
+
+        @hookimpl
+        def rt_register_tools(self) -> list[Tool]:
+            async def handler(context: ToolContext, arguments: Any) -> None:
+                return None
+
+            return [Tool("bad", "Bad.", handler, parameters={"type": "objekt"})]
+
+    with pytest.raises(PluginError) as raised:
+        load_plugins(make_settings(), extra=[Broken()])
+
+    assert str(raised.value).startswith(
+        "plugin 'broken': the parameters of tool 'bad' are not a valid JSON Schema: "
+    )

@@ -162,6 +162,12 @@ class Settings(BaseSettings):
     tool_timeout_seconds: float = Field(
         default=10, gt=0, description="How long a tool's handler may run before it is cut off."
     )
+    mcp_servers_file: Path | None = Field(
+        default=None,
+        description="A JSON file of MCP servers whose tools every call is offered, in the "
+        '`{"mcpServers": {...}}` format of Claude Desktop, Cursor and VS Code (needs '
+        "realtime-trio[mcp]).",
+    )
     tool_output_max_bytes: int = Field(
         default=65_536,
         gt=0,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -47,6 +48,8 @@ from .simulator import DEFAULT_API_KEY, RunningSimulator, run_simulator
 SESSION_REQUEST = {"voice": "marin", "enableTranscription": True}
 WAIT_SECONDS = 10.0
 EXAMPLE_PLUGINS = ("notes/notes.py", "clock/src/realtime_trio_clock.py")
+# The example MCP server (stdio), whose tool the conversation uses as `clinic__next_free_slot`.
+EXAMPLE_MCP_SERVER = "mcp_demo/clinic_server.py"
 # `--replicas`: the round robin's own address (`.invalid` never resolves: only `RoundRobin`
 # answers for it), and where every replica keys the session in the embedded store.
 ROUND_ROBIN_HOST = "replicas.invalid"
@@ -545,15 +548,25 @@ async def _replicas_report(
 
 
 def example_plugins() -> list[Path]:
-    """The example plugins, found next to the source tree (or under `./plugins`)."""
+    """The example plugins, found next to the source tree (or under `./plugins`); the last one
+    is the example MCP server."""
     for root in (Path(realtime_trio.__file__).resolve().parents[2] / "plugins", Path("plugins")):
-        paths = [root / relative for relative in EXAMPLE_PLUGINS]
+        paths = [root / relative for relative in (*EXAMPLE_PLUGINS, EXAMPLE_MCP_SERVER)]
         if all(path.is_file() for path in paths):
             return [path.resolve() for path in paths]
     raise DemoFailed(
-        "demo failed at setup: the example plugins folder (plugins/notes, plugins/clock) was not "
-        "found next to the source tree or in ./plugins; run the demo from a source checkout"
+        "demo failed at setup: the example plugins folder (plugins/notes, plugins/clock, "
+        "plugins/mcp_demo) was not found next to the source tree or in ./plugins; run the demo "
+        "from a source checkout"
     )
+
+
+def _mcp_servers_file(directory: Path, server: Path) -> Path:
+    """An `MCP_SERVERS_FILE` that starts the example MCP server with this Python."""
+    path = directory / "mcp_servers.json"
+    entry = {"command": sys.executable, "args": [str(server)]}
+    path.write_text(json.dumps({"mcpServers": {"clinic": entry}}))
+    return path
 
 
 async def run_demo(
@@ -571,16 +584,23 @@ async def run_demo(
     installed). The store is stopped once every server has.
     """
     steps = load_script() if script is None else script
-    plugin_paths = example_plugins()
+    *plugin_paths, mcp_server = example_plugins()
     failure: DemoFailed | None = None
     report: dict[str, Any] = {}
     async with AsyncExitStack() as stack:
         store_url = await _open_store(stack) if replicas is not None else None
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rt-demo-")))
+        mcp_servers = _mcp_servers_file(scratch, mcp_server)
         async with trio.open_nursery() as nursery:
             try:
                 simulator: RunningSimulator = await nursery.start(run_simulator)
                 servers = await _start_servers(
-                    nursery, simulator, plugin_paths, store_url=store_url, replicas=replicas or 1
+                    nursery,
+                    simulator,
+                    plugin_paths,
+                    store_url=store_url,
+                    replicas=replicas or 1,
+                    mcp_servers=mcp_servers,
                 )
                 if before is not None:
                     await before(simulator)
@@ -600,9 +620,10 @@ async def _start_servers(
     *,
     store_url: str | None,
     replicas: int,
+    mcp_servers: Path,
 ) -> dict[str, str]:
     """The server on *nursery*, or with a *store_url*, `replica-1` to `replica-N` on it; each
-    one's name and URL."""
+    one's name and URL. Each has the MCP servers of *mcp_servers*."""
     # Environment settings apply (LOG_LEVEL, models...), but not a developer's .env, and
     # the upstream is always the embedded simulator.
     settings = Settings(
@@ -615,6 +636,7 @@ async def _start_servers(
         plugin_entry_points=False,
         extraction_cooldown_seconds=0,
         server_api_keys=None,  # the demo's own loopback server, played by the demo itself
+        mcp_servers_file=mcp_servers,
     )
     servers: dict[str, str] = {}
     for number in range(1, replicas + 1):

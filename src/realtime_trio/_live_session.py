@@ -134,7 +134,8 @@ class LiveSession:
         self._metrics = metrics
         self.events = SessionEvents(self.session_id)
         self._capping = False  # a cap is ending the call
-        self._response_done = trio.Event()  # the next `response.done`, for a farewell
+        # The next `response.done`, made only when a farewell waits for it.
+        self._response_done: trio.Event | None = None
 
     # -- what the session says upstream -------------------------------------------------
 
@@ -217,8 +218,9 @@ class LiveSession:
         call."""
         usage = self.record.usage
         if kind == "response.done":
-            self._response_done.set()
-            self._response_done = trio.Event()
+            if self._response_done is not None:
+                self._response_done.set()
+                self._response_done = None
             response = event.get("response")
             raw = response.get("usage") if isinstance(response, dict) else None
             model = self.record.model
@@ -238,8 +240,7 @@ class LiveSession:
         if self.events:
             self.events.publish({"type": "usage", "usage": usage.as_json()})
         cap = self._settings.max_session_cost_usd
-        cost = usage.cost_usd
-        if cap and cost is not None and cost >= cap:
+        if cap and (cost := usage.cost_usd) is not None and cost >= cap:
             self._start_cap("max_session_cost_usd")
 
     def _start_cap(self, reason: str) -> None:
@@ -264,7 +265,7 @@ class LiveSession:
         farewell = self._settings.cap_farewell_instructions
         sideband = self.sideband
         if farewell and sideband is not None and sideband.call_id == call_id:
-            done = self._response_done
+            done = self._response_done = self._response_done or trio.Event()
             create = {"type": "response.create", "response": {"instructions": farewell}}
             if await sideband.send_if_connected(create):
                 with trio.move_on_after(FAREWELL_SECONDS):
@@ -490,6 +491,21 @@ class LiveSession:
             "type": "session.update",
             "session": {"type": "realtime", "instructions": instructions},
         }
+
+    def tools_changed(self) -> None:
+        """The tools on offer changed (an MCP server connected, or changed its list): the live
+        call gets them, with the instructions that go with them, in a `session.update`."""
+        if self._nursery is not None and self.sideband is not None and not self.ending:
+            self._nursery.start_soon(self._push_tools)
+
+    async def _push_tools(self) -> None:
+        sideband = self.sideband
+        if sideband is not None:
+            update = self.instructions_update()
+            tools = update["session"]["tools"] = self.tool_definitions()
+            if self.events:
+                self.events.publish({"type": "tools", "tools": [t["name"] for t in tools]})
+            await sideband.send_if_connected(update)
 
     def _profile_changed(self) -> None:
         self._instructions_changed = True

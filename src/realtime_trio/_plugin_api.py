@@ -1,12 +1,14 @@
 """What a plugin author works with: `Tool`, `ToolContext` and `ToolResult`.
 
-A tool is a name, a description, its parameters as a pydantic model (whose JSON schema is what
-the model sees) and an async handler `handler(context, arguments)` returning a JSON-serialisable
-output, or a `ToolResult` for more control.
+A tool is a name, a description, its parameters and an async handler `handler(context,
+arguments)` returning a JSON-serialisable output, or a `ToolResult` for more control. The
+parameters are a pydantic model (whose JSON schema is what the model sees; the handler gets an
+instance) or a JSON Schema as a dict, offered as it is (the handler gets the parsed object).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -16,7 +18,11 @@ from typing import TYPE_CHECKING, Any, Protocol, final
 import httpx
 from pydantic import BaseModel, ConfigDict
 
+from ._tool_arguments import parse_arguments, schema_validator
+
 if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
+
     from ._extraction import Outcome
     from ._transcript import TranscriptEntry
 
@@ -36,8 +42,10 @@ class Tool:
     Args:
         name: what the model calls it (letters, digits, `_` and `-`).
         description: when and why to call it; the model reads this.
-        handler: `async handler(context, arguments)`; *arguments* is a *parameters* instance.
-        parameters: a pydantic model of the arguments; the default takes none.
+        handler: `async handler(context, arguments)`; *arguments* is a *parameters* instance,
+            or the arguments object when *parameters* is a JSON Schema.
+        parameters: a pydantic model of the arguments, or a JSON Schema (a dict, `"type":
+            "object"`) checked with `jsonschema`; the default takes none.
         guidance: one line for the instructions on when to call it (optional).
         timeout_seconds: overrides `TOOL_TIMEOUT_SECONDS` for this tool.
     """
@@ -45,17 +53,38 @@ class Tool:
     name: str
     description: str
     handler: Handler
-    parameters: type[BaseModel] = NoArguments
+    parameters: type[BaseModel] | Mapping[str, Any] = NoArguments
     guidance: str = ""
     timeout_seconds: float | None = None
 
     def json_schema(self) -> dict[str, Any]:
         """The JSON schema of the parameters, as the model sees it."""
+        if not isinstance(self.parameters, type):
+            return copy.deepcopy(dict(self.parameters))
         schema = self.parameters.model_json_schema()
         schema.pop("title", None)
         schema.pop("description", None)
         schema.setdefault("properties", {})
         return schema
+
+    @cached_property
+    def _checker(self) -> type[BaseModel] | Validator:
+        if isinstance(self.parameters, type):
+            return self.parameters
+        return schema_validator(self.parameters)
+
+    def check_parameters(self) -> None:
+        """Raise `jsonschema.SchemaError` if the parameters are a JSON Schema that is not one
+        (registration calls it, so a bad schema stops start-up, not a call)."""
+        self._checker  # noqa: B018 (compiled once, here)
+
+    def parse_arguments(self, text: str) -> Any:
+        """A call's arguments (JSON text) as the handler takes them.
+
+        Raises:
+            InvalidArguments: not JSON, or not what the parameters describe.
+        """
+        return parse_arguments(self.name, text, self._checker)
 
     def definition(self) -> dict[str, Any]:
         """The tool as sent in `session.tools`."""

@@ -26,6 +26,7 @@ from types import ModuleType
 from typing import Any
 
 import pluggy
+import trio
 from pydantic import BaseModel
 
 from . import _builtin_tools as builtin_tools
@@ -40,17 +41,30 @@ logger = logging.getLogger("realtime_trio.plugins")
 
 ENTRY_POINT_GROUP = "realtime_trio"
 HOOK_PREFIX = "rt_"
-_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+# What the Realtime API accepts as a function name.
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
 class PluginError(Exception):
     """A plugin could not be loaded or conflicts with another; the message names it."""
 
 
+PLUGIN_SOURCE = "plugin"
+
+
 @dataclass(frozen=True)
 class RegisteredTool:
+    """A tool and where it comes from: a plugin (*plugin* names it), or an outside *source*
+    such as `mcp:<server>`."""
+
     tool: Tool
-    plugin: str
+    plugin: str | None
+    source: str = PLUGIN_SOURCE
+
+    @property
+    def source_name(self) -> str:
+        """Who provides it, for log lines: `plugin notes`, `mcp:calendar`."""
+        return f"plugin {self.plugin}" if self.plugin is not None else self.source
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -58,15 +72,25 @@ class RegisteredTool:
             "description": self.tool.description,
             "parameters": self.tool.json_schema(),
             "plugin": self.plugin,
+            "source": self.source,
         }
 
 
 class PluginRegistry:
-    """The loaded plugins: their tools, and the hooks the server calls."""
+    """The loaded plugins: their tools, and the hooks the server calls.
+
+    Plugins' tools are fixed at start-up. Outside sources (MCP servers) offer theirs once they
+    connect and change them while the server runs (`set_source_tools`); whoever keeps live
+    calls up to date waits on `tools_changed`.
+    """
 
     def __init__(self, manager: pluggy.PluginManager, tools: dict[str, RegisteredTool]) -> None:
         self.manager = manager
-        self._tools = tools
+        self._plugin_tools = tools
+        self._source_tools: dict[str, list[RegisteredTool]] = {}
+        self._tools = dict(tools)
+        self.tools_version = 0
+        self._changed = trio.Event()
 
     @property
     def tools(self) -> list[RegisteredTool]:
@@ -78,14 +102,41 @@ class PluginRegistry:
     def definitions(self) -> list[dict[str, Any]]:
         """Every tool as sent in `session.tools` and in the `client_secrets` session config.
 
-        Built once (every session sends them at least twice, and a JSON schema is not cheap to
-        generate); the dicts are shared, for serialising, not for changing.
+        Built once per change of the tools (every session sends them at least twice, and a
+        JSON schema is not cheap to generate); the dicts are shared, for serialising, not for
+        changing.
         """
         return list(self._definitions)
 
     @cached_property
     def _definitions(self) -> tuple[dict[str, Any], ...]:
         return tuple(registered.tool.definition() for registered in self._tools.values())
+
+    def set_source_tools(self, source: str, tools: Iterable[RegisteredTool]) -> list[str]:
+        """Offer *tools* from *source* in place of what it offered before.
+
+        Returns the names not offered because a plugin or another source has them already.
+        """
+        taken = {name for name, r in self._tools.items() if r.source != source}
+        offered = [r for r in tools if r.tool.name not in taken]
+        refused = [r.tool.name for r in tools if r.tool.name in taken]
+        self._source_tools[source] = offered
+        before = self.definitions()
+        self._tools = dict(self._plugin_tools)
+        for registered_tools in self._source_tools.values():
+            self._tools.update((r.tool.name, r) for r in registered_tools)
+        self.__dict__.pop("_definitions", None)
+        if self.definitions() != before:
+            self.tools_version += 1
+            self._changed.set()
+            self._changed = trio.Event()
+        return refused
+
+    async def tools_changed(self, seen: int) -> int:
+        """Wait until the tools are no longer those of version *seen*; the new version."""
+        while self.tools_version == seen:
+            await self._changed.wait()
+        return self.tools_version
 
     def instructions(self, base: str, profile: dict[str, Any]) -> str:
         tools = [registered.tool for registered in self._tools.values()]
@@ -292,10 +343,18 @@ def _collect_tools(manager: pluggy.PluginManager) -> dict[str, RegisteredTool]:
         for tool in offered:
             if not isinstance(tool, Tool):
                 raise PluginError(f"plugin {plugin!r} returned {tool!r}, which is not a Tool")
-            if not _TOOL_NAME.match(tool.name):
+            if not TOOL_NAME.match(tool.name):
                 raise PluginError(
                     f"plugin {plugin!r} has a tool with an invalid name {tool.name!r}"
                 )
+            try:
+                tool.check_parameters()
+            except Exception as exc:  # jsonschema's SchemaError, or what a bad schema raises
+                first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise PluginError(
+                    f"plugin {plugin!r}: the parameters of tool {tool.name!r} are not a valid "
+                    f"JSON Schema: {first_line}"
+                ) from None
             if tool.name in tools:
                 other = tools[tool.name].plugin
                 raise PluginError(

@@ -127,15 +127,26 @@ class SessionManager:
                 await nursery.start(self.replica.run, self)
             if self.metrics is not None:
                 nursery.start_soon(self._gauge, self.metrics)
+            nursery.start_soon(self._push_tool_changes)
             task_status.started(self)
             await trio.sleep_forever()
 
+    async def _push_tool_changes(self) -> None:
+        """Live calls get the new tool list each time it changes (MCP servers change theirs)."""
+        seen = self.plugins.tools_version
+        while True:
+            seen = await self.plugins.tools_changed(seen)
+            for session in list(self._live.values()):
+                session.tools_changed()
+
     async def _gauge(self, metrics: Metrics) -> None:
-        """Set the sessions and sidebands gauges, once a second (not on every change)."""
+        """Set the sessions and sidebands gauges, and hand the usage sums to their counters,
+        once a second (not on every change)."""
         while True:
             sessions = list(self._live.values())
             states = (s.sideband.state.value if s.sideband else "idle" for s in sessions)
             metrics.set_sessions(len(sessions), states)
+            metrics.flush()
             await trio.sleep(GAUGE_SECONDS)
 
     async def find(

@@ -92,10 +92,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from ._mcp._config import McpConfigError
     from ._plugins import PluginError, load_plugins
     from ._pricing import Pricing, PricingError
     from ._signals import run_until_signalled
-    from .serve import serve
+    from .serve import mcp_server_configs, serve
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     try:
@@ -114,6 +115,11 @@ def _serve(args: argparse.Namespace) -> int:
             "pip install 'realtime-trio[valkey]'",
             file=sys.stderr,
         )
+        return 2
+    try:
+        mcp_server_configs(settings)
+    except McpConfigError as exc:
+        print(f"realtime-trio: {exc}", file=sys.stderr)
         return 2
     if args.workers > 1:
         return _serve_workers(settings, args.workers)
@@ -154,8 +160,26 @@ def _serve(args: argparse.Namespace) -> int:
         from ._workers import stop_with_supervisor
 
         run = partial(stop_with_supervisor, run, lifeline=args.lifeline_fd)
-    trio.run(partial(run_until_signalled, run, grace_seconds=settings.shutdown_grace_seconds))
+    try:
+        trio.run(partial(run_until_signalled, run, grace_seconds=settings.shutdown_grace_seconds))
+    except BaseExceptionGroup as group:
+        # A clash of tool names found once MCP servers answered at start-up: one line.
+        found = group.subgroup(McpConfigError)
+        if found is None:
+            raise
+        print(f"realtime-trio: {_innermost(found)}", file=sys.stderr)
+        return 2
+    except McpConfigError as exc:
+        print(f"realtime-trio: {exc}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _innermost(group: BaseExceptionGroup[Exception]) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _serve_workers(settings: Settings, workers: int) -> int:

@@ -8,20 +8,26 @@ A second signal exits at once (`_signals`).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
 
 import trio
 
 from ._config import Settings
 from ._http import create_app
 from ._hypercorn import ShutdownTrigger, serve_app
+from ._mcp._config import McpConfigError, McpServerConfig, load_mcp_servers
 from ._metrics import Metrics
 from ._plugins import PluginRegistry, load_plugins
 from ._replica import RECORD_KEEP_SECONDS, RECORD_MARGIN_SECONDS, Replica
 from ._sessions import SessionManager
 from ._store import MemorySessionStore
 from ._upstream import OpenAIClient
+
+if TYPE_CHECKING:
+    from ._mcp._servers import McpServers
 
 logger = logging.getLogger("realtime_trio.serve")
 
@@ -45,6 +51,7 @@ async def serve(
     """
     if plugins is None:
         plugins = load_plugins(settings)
+    mcp_configs = mcp_server_configs(settings)
     async with AsyncExitStack() as stack:
         metrics = Metrics()
         if upstream is None:
@@ -52,6 +59,7 @@ async def serve(
         name = settings.replica_name()
         replica = await _open_replica(settings, name, stack)
         async with trio.open_nursery() as nursery:
+            mcp = await _start_mcp(nursery, mcp_configs, plugins, settings)
             sessions = SessionManager(
                 settings,
                 upstream=upstream,
@@ -63,7 +71,7 @@ async def serve(
             )
             await nursery.start(sessions.run)
             await serve_app(
-                create_app(settings, upstream=upstream, sessions=sessions),
+                create_app(settings, upstream=upstream, sessions=sessions, mcp=mcp),
                 host=settings.host,
                 port=settings.port,
                 shutdown_trigger=shutdown_trigger,
@@ -77,6 +85,40 @@ async def serve(
             nursery.cancel_scope.cancel()
     what = "handed over" if replica is not None else "ended"
     logger.info("shut down: %d sessions %s", ending, what)
+
+
+def mcp_server_configs(settings: Settings) -> list[McpServerConfig]:
+    """The servers of `MCP_SERVERS_FILE` (none without it).
+
+    Raises:
+        McpConfigError: the file cannot be used, or the MCP SDK is not installed.
+    """
+    path = settings.mcp_servers_file
+    if path is None:
+        return []
+    configs = load_mcp_servers(path)
+    if configs and importlib.util.find_spec("mcp") is None:
+        raise McpConfigError(
+            f"MCP_SERVERS_FILE {path} names MCP servers, but the MCP client is not installed: "
+            "pip install 'realtime-trio[mcp]'"
+        )
+    return configs
+
+
+async def _start_mcp(
+    nursery: trio.Nursery,
+    configs: list[McpServerConfig],
+    plugins: PluginRegistry,
+    settings: Settings,
+) -> McpServers | None:
+    """A client for each MCP server, run in *nursery*; started once each had a first try."""
+    if not configs:
+        return None
+    from ._mcp._servers import McpServers
+
+    servers = McpServers(configs, plugins, file=str(settings.mcp_servers_file))
+    started: McpServers = await nursery.start(servers.run)
+    return started
 
 
 async def _open_replica(settings: Settings, name: str, stack: AsyncExitStack) -> Replica | None:

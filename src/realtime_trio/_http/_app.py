@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import trio
 from quart import Response, request
@@ -31,11 +31,18 @@ from ._request import ApiRequest
 from ._schema import dumping_models
 from ._services import EXTENSION_KEY, Services
 
+if TYPE_CHECKING:
+    from .._mcp._servers import McpServers
+
 logger = logging.getLogger("realtime_trio.rate_limit")
 
 
 def create_app(
-    settings: Settings, *, upstream: OpenAIClient, sessions: SessionManager
+    settings: Settings,
+    *,
+    upstream: OpenAIClient,
+    sessions: SessionManager,
+    mcp: McpServers | None = None,
 ) -> QuartTrio:
     """Build the HTTP app.
 
@@ -43,6 +50,7 @@ def create_app(
         settings: the server's settings.
         upstream: the client for OpenAI's REST API; the caller opens and closes it.
         sessions: the session manager; the caller runs it (`SessionManager.run`).
+        mcp: the MCP servers' clients, for their states in `GET /tools`; the caller runs them.
     """
     app = QuartTrio(__name__)
     app.request_class = ApiRequest
@@ -63,7 +71,7 @@ def create_app(
         app.json = FastJSONProvider(app, app.json)
 
     app.extensions[EXTENSION_KEY] = Services(
-        settings=settings, upstream=upstream, sessions=sessions
+        settings=settings, upstream=upstream, sessions=sessions, mcp=mcp
     )
     app.register_blueprint(api.blueprint)
     keys = settings.client_api_keys()

@@ -223,6 +223,8 @@ async def extract_profile(data: SessionIdRequest) -> ExtractProfileResponse:
 @blueprint.get("/tools")
 @answers(ToolsResponse)
 async def list_tools() -> ToolsResponse:
-    """The registered function tools: name, description, parameters schema, owning plugin."""
-    tools = [registered.describe() for registered in current_services().plugins.tools]
-    return ToolsResponse.model_validate({"tools": tools})
+    """The function tools offered on calls (name, description, parameters schema, source:
+    `plugin` or `mcp:<server>`), and the state of each MCP server."""
+    services = current_services()
+    tools = [registered.describe() for registered in services.plugins.tools]
+    return ToolsResponse.model_validate({"tools": tools, "mcpServers": services.mcp_servers()})

@@ -7,7 +7,7 @@ Field names are camelCase on the wire. Unknown keys are ignored (apps send extra
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
@@ -257,8 +257,22 @@ class ToolView(ApiModel):
     name: str
     description: str
     parameters: dict[str, Any] = Field(description="The JSON schema of the tool's arguments.")
-    plugin: str = Field(description="The plugin that provides it.")
+    plugin: str | None = Field(description="The plugin that provides it (null for MCP tools).")
+    source: str = Field(description="Where it comes from: `plugin`, or `mcp:<server>`.")
+
+
+class McpServerView(ApiModel):
+    state: Literal["connecting", "connected", "reconnecting"] = Field(
+        description="`connecting` until it first answers; `reconnecting` after it was lost or "
+        "an attempt failed (its tools stay offered, answered `unavailable` meanwhile)."
+    )
+    transport: Literal["stdio", "http"]
+    tools: list[str] = Field(description="The names its tools have on calls.")
+    lastError: str | None = Field(description="Why the last attempt or connection failed.")
 
 
 class ToolsResponse(ApiModel):
     tools: list[ToolView]
+    mcpServers: dict[str, McpServerView] = Field(
+        description="Each server of MCP_SERVERS_FILE, by its name there."
+    )

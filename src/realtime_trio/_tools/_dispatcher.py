@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, final
+from typing import final
 
 import httpx
 import trio
-from pydantic import ValidationError
 
 from .._plugin_api import ToolContext, ToolResult, ToolSession
 from .._plugins import PluginRegistry, RegisteredTool
+from .._tool_arguments import InvalidArguments
 from ._calls import FunctionCall
 
 logger = logging.getLogger("realtime_trio.sessions")
@@ -59,9 +59,9 @@ class ToolDispatcher:
             return _error("unknown_tool", message)
         tool = registered.tool
         try:
-            arguments = tool.parameters.model_validate_json(call.arguments.strip() or "{}")
-        except ValidationError as exc:
-            return ToolResult(_invalid_arguments(tool.name, exc))
+            arguments = tool.parse_arguments(call.arguments)
+        except InvalidArguments as exc:
+            return ToolResult(exc.output())
         context = ToolContext(session, call_id=call.call_id, http=self._http)
         timeout = (
             tool.timeout_seconds if tool.timeout_seconds is not None else self._timeout_seconds
@@ -71,20 +71,20 @@ class ToolDispatcher:
                 result = await tool.handler(context, arguments)
         except trio.TooSlowError:
             logger.warning(
-                "session %s: tool %s of plugin %s timed out after %gs",
+                "session %s: tool %s (%s) timed out after %gs",
                 session.session_id,
                 tool.name,
-                registered.plugin,
+                registered.source_name,
                 timeout,
             )
             message = f"The tool {tool.name!r} did not answer within {timeout:g} seconds."
             return _error("timeout", message)
         except Exception as exc:
             logger.exception(
-                "session %s: tool %s of plugin %s failed",
+                "session %s: tool %s (%s) failed",
                 session.session_id,
                 tool.name,
-                registered.plugin,
+                registered.source_name,
             )
             return _error("error", f"The tool {tool.name!r} failed: {type(exc).__name__}.")
         if not isinstance(result, ToolResult):
@@ -107,10 +107,10 @@ class ToolDispatcher:
         if size > limit:
             # Cut JSON would not parse and a huge item fills the model's context: say so instead.
             logger.warning(
-                "session %s: tool %s of plugin %s returned %d bytes, over the %d-byte limit",
+                "session %s: tool %s (%s) returned %d bytes, over the %d-byte limit",
                 session_id,
                 tool.name,
-                registered.plugin,
+                registered.source_name,
                 size,
                 limit,
             )
@@ -123,25 +123,3 @@ class ToolDispatcher:
 
 def _error(reason: str, message: str) -> ToolResult:
     return ToolResult({"ok": False, "reason": reason, "message": message})
-
-
-def _invalid_arguments(tool: str, exc: ValidationError) -> dict[str, Any]:
-    """An output that tells the model what was wrong with its arguments, so it can retry."""
-    errors = exc.errors()
-    if errors and errors[0]["type"] == "json_invalid":
-        return {
-            "ok": False,
-            "reason": "invalid_arguments",
-            "message": f"The arguments for {tool!r} are not valid JSON.",
-        }
-    problems = [
-        {"field": ".".join(str(p) for p in error["loc"]) or "(arguments)", "problem": error["msg"]}
-        for error in errors
-    ]
-    summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
-    return {
-        "ok": False,
-        "reason": "invalid_arguments",
-        "message": f"Invalid arguments for {tool!r}: {summary}",
-        "errors": problems,
-    }
