@@ -482,3 +482,17 @@ def test_the_guides_other_examples_are_valid(tmp_path: Path) -> None:
     assert crm.allowedTools == ["find_customer", "open_ticket"]
     shown = json.loads("{" + state + "}")["mcpServers"]["clinic"]
     assert set(shown) == {"state", "transport", "tools", "lastError"}
+
+
+async def test_the_output_cap_applies_to_mcp_results(
+    start_server: StartServer, sim: SimControl, tmp_path: Path, log: McpLog
+) -> None:
+    servers = write_servers_file(tmp_path, {"shop": stdio_entry(log)})
+    url = await start_server(mcp_servers_file=servers, tool_output_max_bytes=200)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        call = await open_call(client, sim)
+        big = await call.call_tool("shop__echo_text", {"text": "x" * 500})
+        small = await call.call_tool("shop__echo_text", {"text": "ok"})
+
+    assert big.output["reason"] == "output_too_large"
+    assert small.output == "echo: ok"

@@ -15,7 +15,7 @@ import pytest
 
 from realtime_trio import hookimpl
 from realtime_trio._pricing import Pricing, PricingError
-from realtime_trio._usage import read_response_usage
+from realtime_trio._usage import SessionUsage, response_counts
 from realtime_trio.testing import StartServer, open_call
 from sim_client import SimControl, session_state, wait_until
 
@@ -53,28 +53,62 @@ def test_cached_input_is_priced_at_the_cached_rate_and_never_twice() -> None:
         "output_token_details": {"text_tokens": 100, "audio_tokens": 200},
     }
 
-    counted = read_response_usage(usage, Pricing.load().price("gpt-realtime"))
+    counted = SessionUsage(pricing=Pricing.load())
+    counts = response_counts(usage)
+    assert counts is not None
+    counted.add_response("gpt-realtime", counts)
+    view = counted.as_json()
 
-    assert counted is not None
-    assert counted.cost_usd == pytest.approx(response_cost(usage))
-    assert counted.cost_usd == pytest.approx(
+    assert view["costUsd"] == pytest.approx(response_cost(usage))
+    assert view["costUsd"] == pytest.approx(
         (200 * 4 + 400 * 0.4 + 300 * 32 + 100 * 0.4 + 100 * 16 + 200 * 64) / 1e6
     )
-    assert counted.tokens == {
-        "input_text": 600,
-        "input_audio": 400,
-        "input_image": 0,
-        "input_cached": 500,
-        "output_text": 100,
-        "output_audio": 200,
+    assert view["inputTokenDetails"] == {
+        "textTokens": 600,
+        "audioTokens": 400,
+        "imageTokens": 0,
+        "cachedTokens": 500,
     }
+    assert view["outputTokenDetails"] == {"textTokens": 100, "audioTokens": 200}
+    assert (view["inputTokens"], view["outputTokens"], view["totalTokens"]) == (1000, 300, 1300)
+
+
+def test_cached_input_without_a_breakdown_counts_as_text_within_the_text_input() -> None:
+    usage = {
+        "input_tokens": 700,
+        "output_tokens": 0,
+        "total_tokens": 700,
+        "input_token_details": {"text_tokens": 200, "audio_tokens": 500, "cached_tokens": 300},
+    }
+    counted = SessionUsage(pricing=Pricing.load())
+    counts = response_counts(usage)
+    assert counts is not None
+    counted.add_response("gpt-realtime", counts)
+    counted.add_response("gpt-realtime", counts)  # summed, then priced: the same as one by one
+
+    # The cheapest reading: the cached part is text, at most all of the text input.
+    one = (0 * TEXT_IN + 200 * TEXT_CACHED + 500 * AUDIO_IN) / 1e6
+    assert counted.as_json()["costUsd"] == pytest.approx(2 * one)
 
 
 def test_a_model_with_no_known_price_has_no_cost() -> None:
     usage = {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15}
-    counted = read_response_usage(usage, Pricing.load().price("gpt-made-up"))
-    assert counted is not None
-    assert counted.cost_usd is None
+    counted = SessionUsage(pricing=Pricing.load())
+    counts = response_counts(usage)
+    assert counts is not None
+    counted.add_response("gpt-made-up", counts)
+    assert counted.as_json()["costUsd"] is None
+    assert counted.as_json()["totalTokens"] == 15
+
+
+def test_usage_survives_a_snapshot_and_a_restore() -> None:
+    counted = SessionUsage(pricing=Pricing.load())
+    counts = response_counts({"input_tokens": 10, "output_tokens": 5, "total_tokens": 15})
+    assert counts is not None
+    counted.add_response("gpt-realtime", counts)
+    restored = SessionUsage.restore(json.loads(json.dumps(counted.snapshot())))
+    restored.pricing = counted.pricing
+    assert restored.as_json() == counted.as_json()
 
 
 def test_a_pricing_file_adds_models_and_a_bad_one_is_named(tmp_path: Path) -> None:

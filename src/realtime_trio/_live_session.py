@@ -44,7 +44,7 @@ from ._tools import TOOL_CALL_EVENT_TYPES, FunctionCall, ToolAnswer, ToolCallRou
 from ._tools._dispatcher import ToolDispatcher
 from ._transcript import TRANSCRIPT_EVENT_TYPES, TranscriptEntry
 from ._upstream import OpenAIClient
-from ._usage import read_response_usage
+from ._usage import counts_cost, response_counts
 
 logger = logging.getLogger("realtime_trio.sessions")
 
@@ -131,6 +131,7 @@ class LiveSession:
         # It ended for good (asked to, or idle), not merely cancelled with its replica.
         self.concluded = False
         self._pricing = pricing if pricing is not None else Pricing({})
+        self.record.usage.pricing = self._pricing
         self._metrics = metrics
         self.events = SessionEvents(self.session_id)
         self._capping = False  # a cap is ending the call
@@ -223,15 +224,17 @@ class LiveSession:
                 self._response_done = None
             response = event.get("response")
             raw = response.get("usage") if isinstance(response, dict) else None
-            model = self.record.model
-            counted = read_response_usage(raw, self._pricing.price(model))
-            if counted is None:
+            counts = response_counts(raw)
+            if counts is None:
                 return
-            usage.add_response(counted)
+            model = self.record.model
+            usage.add_response(model, counts)
             if self._metrics is not None:
-                self._metrics.usage(model, counted.tokens, counted.cost_usd)
+                self._metrics.usage(model, counts, self._pricing.price(model))
             if isinstance(raw, dict) and self._plugins.observes_usage:
-                self._plugins.usage(self.session_id, model, {**raw, "costUsd": counted.cost_usd})
+                price = self._pricing.price(model)
+                cost = None if price is None else counts_cost(counts, price)
+                self._plugins.usage(self.session_id, model, {**raw, "costUsd": cost})
         else:
             model = self._settings.transcription_model
             usage.add_transcription(event.get("usage"), self._pricing.price(model))
@@ -495,7 +498,12 @@ class LiveSession:
     def tools_changed(self) -> None:
         """The tools on offer changed (an MCP server connected, or changed its list): the live
         call gets them, with the instructions that go with them, in a `session.update`."""
-        if self._nursery is not None and self.sideband is not None and not self.ending:
+        if (
+            self._nursery is not None
+            and self.sideband is not None
+            and not self.ending
+            and not self.finished.is_set()
+        ):
             self._nursery.start_soon(self._push_tools)
 
     async def _push_tools(self) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from operator import add
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -24,6 +25,9 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+from ._pricing import ModelPrice
+from ._usage import TOKEN_KINDS, counts_cost
 
 PREFIX = "realtime_trio"
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -39,8 +43,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self._multiprocess_dir = os.environ.get(MULTIPROCESS_DIR) or None
-        self._pending_tokens: dict[tuple[str, str], int] = {}
-        self._pending_cost: dict[str, float] = {}
+        self._pending: dict[str, tuple[tuple[int, ...], ModelPrice | None]] = {}
         registry = self.registry = CollectorRegistry(auto_describe=True)
         self.http_requests = Counter(
             f"{PREFIX}_http_requests",
@@ -135,26 +138,23 @@ class Metrics:
         self.upstream_requests.labels(endpoint, str(status) if status else "error").inc()
         self.upstream_duration.labels(endpoint).observe(seconds)
 
-    def usage(self, model: str, tokens: dict[str, int], cost_usd: float | None) -> None:
-        """Count one response's tokens and cost. This runs on the receive path, once per
-        response: it adds to plain sums that `flush` hands to the counters (a counter's
-        `labels` alone costs more than the rest of the event's handling)."""
-        pending = self._pending_tokens
-        for kind, count in tokens.items():
-            if count:
-                key = (model, kind)
-                pending[key] = pending.get(key, 0) + count
-        if cost_usd:
-            self._pending_cost[model] = self._pending_cost.get(model, 0.0) + cost_usd
+    def usage(self, model: str, counts: tuple[int, ...], price: ModelPrice | None) -> None:
+        """Count one response's tokens (`COUNTS`), priced by *price* (None: unknown). This
+        runs on the receive path, once per response: it adds to plain sums that `flush` hands
+        to the counters (a counter's `labels` alone costs more than the rest of the event)."""
+        pending = self._pending.get(model)
+        summed = counts if pending is None else tuple(map(add, pending[0], counts))
+        self._pending[model] = (summed, price)
 
     def flush(self) -> None:
         """Hand the sums `usage` kept to the counters (before a scrape, and once a second)."""
-        pending, self._pending_tokens = self._pending_tokens, {}
-        for (model, kind), count in pending.items():
-            self.usage_tokens.labels(model, kind).inc(count)
-        costs, self._pending_cost = self._pending_cost, {}
-        for model, cost in costs.items():
-            self.cost.labels(model).inc(cost)
+        pending, self._pending = self._pending, {}
+        for model, (counts, price) in pending.items():
+            for kind, count in zip(TOKEN_KINDS, counts, strict=False):
+                if count:
+                    self.usage_tokens.labels(model, kind).inc(count)
+            if price is not None and (cost := counts_cost(counts, price)):
+                self.cost.labels(model).inc(cost)
 
     def set_sessions(self, live: int, sideband_states: Iterable[str]) -> None:
         """The gauges, from the session manager's view now."""

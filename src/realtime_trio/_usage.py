@@ -4,11 +4,16 @@ transcriptions' usage, and the extraction calls' (Responses API) usage, reported
 Cached input tokens are part of the input counts the API reports (`input_token_details` counts
 include them); cost prices the cached part at the cached rate and only the rest at the full
 rate, so nothing is paid twice.
+
+A response's usage is read on the sideband's receive path, once per response, so it is only
+counted there: its counts are added to the session's sums for its model, and priced when a cost
+is asked for (a cost is linear in the counts, so pricing the sums prices every response).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from operator import add
 from typing import Any
 
 from ._pricing import PER_TOKENS, ModelPrice, Pricing
@@ -18,62 +23,73 @@ INPUT_KINDS = ("input_text", "input_audio", "input_image", "input_cached")
 OUTPUT_KINDS = ("output_text", "output_audio")
 
 
+# A response's counts (`response_counts`), in this order; the first six are `TOKEN_KINDS`.
+TOKEN_KINDS = INPUT_KINDS + OUTPUT_KINDS
+COUNTS = (
+    *TOKEN_KINDS,
+    "cached_text",  # the cached part of each input modality (within `input_cached`)
+    "cached_audio",
+    "cached_image",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+)
+NO_COUNTS = (0,) * len(COUNTS)
+_EMPTY: dict[str, Any] = {}
+
+
 def _int(value: object) -> int:
     return value if isinstance(value, int) and value > 0 else 0
 
 
-@dataclass
-class ResponseUsage:
-    """One response's tokens by kind, and what they cost (None: the model has no price)."""
-
-    tokens: dict[str, int]
-    input_tokens: int
-    output_tokens: int
-    total_tokens: int
-    cost_usd: float | None
-
-
-def read_response_usage(usage: object, price: ModelPrice | None) -> ResponseUsage | None:
-    """`response.done`'s `response.usage`, read defensively (a missing part counts 0).
-
-    Runs once per response on the receive path: plain lookups, no allocation it can avoid.
-    """
+def response_counts(usage: object) -> tuple[int, ...] | None:
+    """`response.done`'s `response.usage` as counts (`COUNTS`), read defensively: a missing
+    part counts 0. A cached part without a breakdown by modality counts as text (the cheapest
+    reading), and no modality's cached part exceeds its input."""
     if not isinstance(usage, dict):
         return None
-    details = usage.get("input_token_details") or {}
-    out = usage.get("output_token_details") or {}
-    tokens = {
-        "input_text": _int(details.get("text_tokens")),
-        "input_audio": _int(details.get("audio_tokens")),
-        "input_image": _int(details.get("image_tokens")),
-        "input_cached": _int(details.get("cached_tokens")),
-        "output_text": _int(out.get("text_tokens")),
-        "output_audio": _int(out.get("audio_tokens")),
-    }
-    return ResponseUsage(
-        tokens=tokens,
-        input_tokens=_int(usage.get("input_tokens")),
-        output_tokens=_int(usage.get("output_tokens")),
-        total_tokens=_int(usage.get("total_tokens")),
-        cost_usd=None if price is None else _cost(tokens, details, price),
+    details = usage.get("input_token_details") or _EMPTY
+    out = usage.get("output_token_details") or _EMPTY
+    breakdown = details.get("cached_tokens_details") or _EMPTY
+    counts: tuple[int, ...] = (
+        details.get("text_tokens") or 0,
+        details.get("audio_tokens") or 0,
+        details.get("image_tokens") or 0,
+        details.get("cached_tokens") or 0,
+        out.get("text_tokens") or 0,
+        out.get("audio_tokens") or 0,
+        breakdown.get("text_tokens") or 0,
+        breakdown.get("audio_tokens") or 0,
+        breakdown.get("image_tokens") or 0,
+        usage.get("input_tokens") or 0,
+        usage.get("output_tokens") or 0,
+        usage.get("total_tokens") or 0,
     )
+    try:  # the usual case, as the API sends it: every count a non-negative int
+        usual = sum(counts).__class__ is int and min(counts) >= 0
+    except TypeError:
+        usual = False
+    if not usual:
+        counts = tuple(_int(count) for count in counts)
+    text, audio, image, cached = counts[:4]
+    cached_text, cached_audio, cached_image = counts[6:9]
+    if not (cached_text or cached_audio or cached_image):
+        if cached:
+            counts = (*counts[:6], min(cached, text), 0, 0, *counts[9:])
+    elif cached_text > text or cached_audio > audio or cached_image > image:
+        parts = (min(cached_text, text), min(cached_audio, audio), min(cached_image, image))
+        counts = (*counts[:6], *parts, *counts[9:])
+    return counts
 
 
-def _cost(tokens: dict[str, int], details: dict[str, Any], price: ModelPrice) -> float:
-    """USD for *tokens*: the cached part of each input modality at its cached rate (with no
-    breakdown by modality, all of it counts as text: the cheapest reading)."""
+def counts_cost(counts: tuple[int, ...] | list[int], price: ModelPrice) -> float:
+    """USD for *counts* (`COUNTS`; one response's, or a sum of them)."""
     text_in, text_cached, audio_in, audio_cached, image_in, image_cached, text_out, audio_out = (
         price.flat
     )
-    breakdown = details.get("cached_tokens_details") or {}
-    cached_text = _int(breakdown.get("text_tokens"))
-    cached_audio = _int(breakdown.get("audio_tokens"))
-    cached_image = _int(breakdown.get("image_tokens"))
-    if not (cached_text or cached_audio or cached_image):
-        cached_text = tokens["input_cached"]
-    text, audio, image = tokens["input_text"], tokens["input_audio"], tokens["input_image"]
-    cached_text, cached_audio = min(cached_text, text), min(cached_audio, audio)
-    cached_image = min(cached_image, image)
+    text, audio, image, _, output_text, output_audio, cached_text, cached_audio, cached_image = (
+        counts[:9]
+    )
     cost = (
         (text - cached_text) * text_in
         + cached_text * text_cached
@@ -81,8 +97,8 @@ def _cost(tokens: dict[str, int], details: dict[str, Any], price: ModelPrice) ->
         + cached_audio * audio_cached
         + (image - cached_image) * image_in
         + cached_image * image_cached
-        + tokens["output_text"] * text_out
-        + tokens["output_audio"] * audio_out
+        + output_text * text_out
+        + output_audio * audio_out
     )
     return cost / PER_TOKENS
 
@@ -107,19 +123,28 @@ class _Tally:
 
 @dataclass
 class SessionUsage:
-    """A session's usage so far; `as_json` is `GET /session/{id}`'s `usage`."""
+    """A session's usage so far; `as_json` is `GET /session/{id}`'s `usage`.
 
-    responses: _Tally = field(default_factory=_Tally)
-    tokens: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(INPUT_KINDS + OUTPUT_KINDS, 0)
-    )
+    *pricing* prices the responses' sums when a cost is asked for (the session sets it).
+    """
+
+    responses: int = 0
+    # The responses' counts (`COUNTS`) summed, by realtime model.
+    response_counts: dict[str, list[int]] = field(default_factory=dict)
     transcription: _Tally = field(default_factory=_Tally)
     transcription_seconds: float = 0.0
     extraction: _Tally = field(default_factory=_Tally)
+    pricing: Pricing = field(default_factory=lambda: Pricing({}), repr=False, compare=False)
 
     def snapshot(self) -> dict[str, Any]:
         """Everything counted, JSON-ready (a shared store keeps it with the record)."""
-        return asdict(self)
+        return {
+            "responses": self.responses,
+            "response_counts": self.response_counts,
+            "transcription": asdict(self.transcription),
+            "transcription_seconds": self.transcription_seconds,
+            "extraction": asdict(self.extraction),
+        }
 
     @classmethod
     def restore(cls, data: object) -> SessionUsage:
@@ -127,22 +152,40 @@ class SessionUsage:
         if not isinstance(data, dict):
             return cls()
         try:
+            sums = data["response_counts"]
             return cls(
-                responses=_Tally(**data["responses"]),
-                tokens={**dict.fromkeys(INPUT_KINDS + OUTPUT_KINDS, 0), **data["tokens"]},
+                responses=int(data["responses"]),
+                response_counts={
+                    str(model): [int(c) for c in counts] for model, counts in sums.items()
+                },
                 transcription=_Tally(**data["transcription"]),
                 transcription_seconds=float(data["transcription_seconds"]),
                 extraction=_Tally(**data["extraction"]),
             )
-        except (KeyError, TypeError, ValueError):
+        except (AttributeError, KeyError, TypeError, ValueError):
             return cls()
 
-    def add_response(self, usage: ResponseUsage) -> None:
-        self.responses.add(
-            usage.input_tokens, usage.output_tokens, usage.total_tokens, usage.cost_usd
-        )
-        for kind, count in usage.tokens.items():
-            self.tokens[kind] += count
+    def add_response(self, model: str, counts: tuple[int, ...]) -> None:
+        """One response's counts (`response_counts`), by the realtime *model* that made it."""
+        self.responses += 1
+        sums = self.response_counts.get(model)
+        self.response_counts[model] = list(counts if sums is None else map(add, sums, counts))
+
+    def _summed(self) -> list[int]:
+        summed = list(NO_COUNTS)
+        for counts in self.response_counts.values():
+            summed = [a + b for a, b in zip(summed, counts, strict=True)]
+        return summed
+
+    def _responses_cost(self) -> float | None:
+        """The responses' cost; None if one of their models has no known price."""
+        cost = 0.0
+        for model, counts in self.response_counts.items():
+            price = self.pricing.price(model)
+            if price is None:
+                return None
+            cost += counts_cost(counts, price)
+        return cost
 
     def add_transcription(self, usage: object, price: ModelPrice | None) -> None:
         """A `...input_audio_transcription.completed`'s `usage`: tokens, or a duration."""
@@ -197,7 +240,7 @@ class SessionUsage:
         """The call's cost: its responses (None when the realtime model has no known price),
         and its transcriptions when their model's price is known (else they show their own
         `costUsd` as null, and are not in this sum)."""
-        cost = self.responses.cost_usd
+        cost = self._responses_cost()
         if cost is None:
             return None
         if self.transcription.count and self.transcription.cost_usd is not None:
@@ -205,12 +248,12 @@ class SessionUsage:
         return round(cost, 6)
 
     def as_json(self) -> dict[str, Any]:
-        t = self.tokens
+        t = dict(zip(COUNTS, self._summed(), strict=True))
         return {
-            "responses": self.responses.count,
-            "inputTokens": self.responses.input_tokens,
-            "outputTokens": self.responses.output_tokens,
-            "totalTokens": self.responses.total_tokens,
+            "responses": self.responses,
+            "inputTokens": t["input_tokens"],
+            "outputTokens": t["output_tokens"],
+            "totalTokens": t["total_tokens"],
             "inputTokenDetails": {
                 "textTokens": t["input_text"],
                 "audioTokens": t["input_audio"],
@@ -246,4 +289,4 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
 
-__all__ = ["Pricing", "ResponseUsage", "SessionUsage", "read_response_usage"]
+__all__ = ["Pricing", "SessionUsage", "counts_cost", "response_counts"]
