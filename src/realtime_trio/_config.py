@@ -225,7 +225,7 @@ class Settings(BaseSettings):
     metrics_enabled: bool = Field(
         default=True,
         description="GET /metrics in Prometheus text format (with SERVER_API_KEYS set, it needs "
-        "a key like every other endpoint).",
+        "a key like every other endpoint); false counts nothing.",
     )
     inspector_enabled: bool = Field(
         default=True,

@@ -197,13 +197,14 @@ class SessionUsage:
                 self.transcription_seconds += float(seconds)
             self.transcription.add(0, 0, 0, None)  # priced by the minute: not in the table
             return
-        details = usage.get("input_token_details") or {}
+        details = usage.get("input_token_details") or _EMPTY
         cost = None
         if price is not None:
+            text_in, _, audio_in, _, _, _, text_out, _ = price.flat
             cost = (
-                _int(details.get("text_tokens")) * price.of("text").input
-                + _int(details.get("audio_tokens")) * price.of("audio").input
-                + _int(usage.get("output_tokens")) * price.of("text").output
+                _int(details.get("text_tokens")) * text_in
+                + _int(details.get("audio_tokens")) * audio_in
+                + _int(usage.get("output_tokens")) * text_out
             ) / PER_TOKENS
         self.transcription.add(
             _int(usage.get("input_tokens")),

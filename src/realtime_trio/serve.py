@@ -53,7 +53,8 @@ async def serve(
         plugins = load_plugins(settings)
     mcp_configs = mcp_server_configs(settings)
     async with AsyncExitStack() as stack:
-        metrics = Metrics()
+        # METRICS_ENABLED=false: nothing is counted at all, not only left unserved.
+        metrics = Metrics() if settings.metrics_enabled else None
         if upstream is None:
             upstream = await stack.enter_async_context(OpenAIClient(settings, metrics=metrics))
         name = settings.replica_name()
