@@ -154,6 +154,7 @@ async def test_the_server_lists_the_tool_of_the_clock_plugin(client: httpx.Async
             "additionalProperties": False,
         },
         "plugin": "clock",
+        "source": "plugin",
     }
 
 
