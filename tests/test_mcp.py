@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ import trio
 from mcp_servers import HttpMcpServer, McpLog, stdio_entry, write_servers_file
 from realtime_trio._mcp._config import McpConfigError, call_name, load_mcp_servers
 from realtime_trio.testing import StartServer, open_call
-from sim_client import SimControl, wait_until
+from sim_client import SimControl, closed_port, wait_until
 
 ORDER_PATTERN = "^[A-Z]{2}-[0-9]{4}$"
 
@@ -496,3 +498,38 @@ async def test_the_output_cap_applies_to_mcp_results(
 
     assert big.output["reason"] == "output_too_large"
     assert small.output == "echo: ok"
+
+
+def test_sigterm_ends_the_stdio_servers_with_the_server(tmp_path: Path) -> None:
+    log = McpLog(tmp_path / "mcp.log")
+    servers_file = write_servers_file(tmp_path, {"shop": stdio_entry(log)})
+    port = closed_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "realtime_trio", "serve", "--port", str(port)],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "MCP_SERVERS_FILE": str(servers_file),
+            "PLUGIN_ENTRY_POINTS": "false",
+        },
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        state = None
+        for _ in range(300):
+            try:
+                state = httpx.get(f"http://127.0.0.1:{port}/tools").json()["mcpServers"]
+            except httpx.TransportError:
+                time.sleep(0.1)
+                continue
+            break
+        assert state is not None
+        assert state["shop"]["state"] == "connected"
+        [started] = log.entries("started")
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+    finally:
+        server.kill()
+    with pytest.raises(ProcessLookupError):  # the MCP server went with it
+        os.kill(started["pid"], 0)
