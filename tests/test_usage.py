@@ -15,7 +15,7 @@ import pytest
 
 from realtime_trio import hookimpl
 from realtime_trio._pricing import Pricing, PricingError
-from realtime_trio._usage import SessionUsage, response_counts
+from realtime_trio._usage import MAX_UNCOUNTED, SessionUsage, response_counts
 from realtime_trio.testing import StartServer, open_call
 from sim_client import SimControl, session_state, wait_until
 
@@ -264,3 +264,21 @@ async def test_an_unpriced_transcription_model_leaves_the_call_s_cost_and_its_ca
     assert usage["transcription"]["items"] == 1
     assert usage["transcription"]["costUsd"] is None
     assert usage["costUsd"] > 0
+
+
+def test_usage_noted_on_the_receive_path_is_counted_when_read_and_never_held_unbounded() -> None:
+    seen: list[tuple[str, tuple[int, ...]]] = []
+    counted = SessionUsage(pricing=Pricing.load(), counted=lambda m, c: seen.append((m, c)))
+    one = {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15}
+    counted.note("gpt-realtime", one, response=True)
+    counted.note("gpt-4o-mini-transcribe", {"type": "duration", "seconds": 2}, response=False)
+    assert seen == []  # nothing counted yet: noting is all the receive path does
+
+    view = counted.as_json()
+    assert (view["responses"], view["totalTokens"]) == (1, 15)
+    assert view["transcription"]["seconds"] == 2
+    assert [model for model, _ in seen] == ["gpt-realtime"]
+
+    for _ in range(MAX_UNCOUNTED):
+        counted.note("gpt-realtime", one, response=True)
+    assert len(seen) == 1 + MAX_UNCOUNTED  # counted once the bound was reached, unread

@@ -44,7 +44,7 @@ from ._tools import TOOL_CALL_EVENT_TYPES, FunctionCall, ToolAnswer, ToolCallRou
 from ._tools._dispatcher import ToolDispatcher
 from ._transcript import TRANSCRIPT_EVENT_TYPES, TranscriptEntry
 from ._upstream import OpenAIClient
-from ._usage import counts_cost, response_counts
+from ._usage import counts_cost
 
 logger = logging.getLogger("realtime_trio.sessions")
 
@@ -133,6 +133,8 @@ class LiveSession:
         self._pricing = pricing if pricing is not None else Pricing({})
         self.record.usage.pricing = self._pricing
         self._metrics = metrics
+        if metrics is not None:
+            self.record.usage.counted = self._count_in_metrics
         self.events = SessionEvents(self.session_id)
         self._capping = False  # a cap is ending the call
         # The next `response.done`, made only when a farewell waits for it.
@@ -224,20 +226,18 @@ class LiveSession:
                 self._response_done = None
             response = event.get("response")
             raw = response.get("usage") if isinstance(response, dict) else None
-            counts = response_counts(raw)
-            if counts is None:
+            if not isinstance(raw, dict):
                 return
             model = self.record.model
-            usage.add_response(model, counts)
-            if self._metrics is not None:
-                self._metrics.usage(model, counts, self._pricing.price(model))
-            if isinstance(raw, dict) and self._plugins.observes_usage:
+            if self._plugins.observes_usage:  # a plugin wants this response's usage now
+                counts = usage.count_response(model, raw)
                 price = self._pricing.price(model)
-                cost = None if price is None else counts_cost(counts, price)
+                cost = None if price is None or counts is None else counts_cost(counts, price)
                 self._plugins.usage(self.session_id, model, {**raw, "costUsd": cost})
+            else:
+                usage.note(model, raw, response=True)
         else:
-            model = self._settings.transcription_model
-            usage.add_transcription(event.get("usage"), self._pricing.price(model))
+            usage.note(self._settings.transcription_model, event.get("usage"), response=False)
         if self._replica is not None:
             self._replica.changed(self)
         if self.events:
@@ -245,6 +245,10 @@ class LiveSession:
         cap = self._settings.max_session_cost_usd
         if cap and (cost := usage.cost_usd) is not None and cost >= cap:
             self._start_cap("max_session_cost_usd")
+
+    def _count_in_metrics(self, model: str, counts: tuple[int, ...]) -> None:
+        if self._metrics is not None:
+            self._metrics.usage(model, counts, self._pricing.price(model))
 
     def _start_cap(self, reason: str) -> None:
         if not self._capping and self._nursery is not None and self.record.call_id:

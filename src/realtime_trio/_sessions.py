@@ -131,6 +131,11 @@ class SessionManager:
             task_status.started(self)
             await trio.sleep_forever()
 
+    def count_usage(self) -> None:
+        """Count the usage every session here noted (the metrics then have it all)."""
+        for session in self._live.values():
+            session.record.usage.count()
+
     async def _push_tool_changes(self) -> None:
         """Live calls get the new tool list each time it changes (MCP servers change theirs)."""
         seen = self.plugins.tools_version
@@ -140,12 +145,13 @@ class SessionManager:
                 session.tools_changed()
 
     async def _gauge(self, metrics: Metrics) -> None:
-        """Set the sessions and sidebands gauges, and hand the usage sums to their counters,
-        once a second (not on every change)."""
+        """Set the sessions and sidebands gauges, and count the sessions' usage into the
+        metrics, once a second (not on every change)."""
         while True:
             sessions = list(self._live.values())
             states = (s.sideband.state.value if s.sideband else "idle" for s in sessions)
             metrics.set_sessions(len(sessions), states)
+            self.count_usage()
             metrics.flush()
             await trio.sleep(GAUGE_SECONDS)
 

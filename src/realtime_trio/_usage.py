@@ -5,13 +5,16 @@ Cached input tokens are part of the input counts the API reports (`input_token_d
 include them); cost prices the cached part at the cached rate and only the rest at the full
 rate, so nothing is paid twice.
 
-A response's usage is read on the sideband's receive path, once per response, so it is only
-counted there: its counts are added to the session's sums for its model, and priced when a cost
-is asked for (a cost is linear in the counts, so pricing the sums prices every response).
+Usage arrives on the sideband's receive path, once per response and per transcription, so it
+is only noted there (`note`); it is counted when something reads it (a view, a snapshot, a
+cost), when the session manager folds it for the metrics (once a second, and before a scrape),
+or every `MAX_UNCOUNTED` notes. Counts are summed by realtime model and priced when a cost is
+asked for: a cost is linear in the counts, so pricing the sums prices every response.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from operator import add
 from typing import Any
@@ -121,11 +124,18 @@ class _Tally:
         self.cost_usd = None if cost is None or self.cost_usd is None else self.cost_usd + cost
 
 
+# Usages noted before they are counted anyway (a bound on what a session holds uncounted).
+MAX_UNCOUNTED = 64
+
+Counted = Callable[[str, tuple[int, ...]], None]
+
+
 @dataclass
 class SessionUsage:
     """A session's usage so far; `as_json` is `GET /session/{id}`'s `usage`.
 
-    *pricing* prices the responses' sums when a cost is asked for (the session sets it).
+    The session sets *pricing*, which prices the responses' sums when a cost is asked for,
+    and *counted*, told each response's counts as they are counted (the metrics).
     """
 
     responses: int = 0
@@ -135,9 +145,41 @@ class SessionUsage:
     transcription_seconds: float = 0.0
     extraction: _Tally = field(default_factory=_Tally)
     pricing: Pricing = field(default_factory=lambda: Pricing({}), repr=False, compare=False)
+    counted: Counted | None = field(default=None, repr=False, compare=False)
+    # Noted, not counted yet: (whether a response's, the model, its `usage`), oldest first.
+    _uncounted: list[tuple[bool, str, object]] = field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
+
+    def note(self, model: str, usage: object, *, response: bool) -> None:
+        """A `response.done`'s usage (*response*) or a transcription's, by *model*: kept to be
+        counted at the next read or `count` (this runs on the receive path)."""
+        uncounted = self._uncounted
+        uncounted.append((response, model, usage))
+        if len(uncounted) >= MAX_UNCOUNTED:
+            self.count()
+
+    def count(self) -> None:
+        """Count what was noted."""
+        uncounted, self._uncounted = self._uncounted, []
+        for response, model, usage in uncounted:
+            if response:
+                self.count_response(model, usage)
+            else:
+                self.add_transcription(usage, self.pricing.price(model))
+
+    def count_response(self, model: str, usage: object) -> tuple[int, ...] | None:
+        """Count a `response.done`'s usage now; its counts (None: no usage)."""
+        counts = response_counts(usage)
+        if counts is not None:
+            self.add_response(model, counts)
+            if self.counted is not None:
+                self.counted(model, counts)
+        return counts
 
     def snapshot(self) -> dict[str, Any]:
         """Everything counted, JSON-ready (a shared store keeps it with the record)."""
+        self.count()
         return {
             "responses": self.responses,
             "response_counts": self.response_counts,
@@ -241,6 +283,7 @@ class SessionUsage:
         """The call's cost: its responses (None when the realtime model has no known price),
         and its transcriptions when their model's price is known (else they show their own
         `costUsd` as null, and are not in this sum)."""
+        self.count()
         cost = self._responses_cost()
         if cost is None:
             return None
@@ -249,6 +292,7 @@ class SessionUsage:
         return round(cost, 6)
 
     def as_json(self) -> dict[str, Any]:
+        self.count()
         t = dict(zip(COUNTS, self._summed(), strict=True))
         return {
             "responses": self.responses,

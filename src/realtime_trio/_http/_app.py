@@ -90,7 +90,7 @@ def create_app(
     if sessions.metrics is not None:
         _note_routes(app)
         if settings.metrics_enabled:
-            app.register_blueprint(metrics_blueprint(sessions.metrics))
+            app.register_blueprint(metrics_blueprint(sessions.metrics, before=sessions.count_usage))
     if settings.inspector_enabled:
         app.register_blueprint(inspector_blueprint())
     if origins := settings.cors_origins():

@@ -3,16 +3,20 @@ needs a key, as a bearer token, like every other endpoint)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from quart import Blueprint, Response
 
 from .._metrics import Metrics
 
 
-def metrics_blueprint(metrics: Metrics) -> Blueprint:
+def metrics_blueprint(metrics: Metrics, *, before: Callable[[], None]) -> Blueprint:
+    """The route; *before* runs before each scrape (the sessions count the usage they noted)."""
     blueprint = Blueprint("metrics", __name__)
 
     @blueprint.get("/metrics")
     async def scrape() -> Response:
+        before()
         return Response(metrics.exposition(), content_type=metrics.content_type)
 
     return blueprint
