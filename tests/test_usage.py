@@ -15,7 +15,7 @@ import pytest
 
 from realtime_trio import hookimpl
 from realtime_trio._pricing import Pricing, PricingError
-from realtime_trio._usage import MAX_UNCOUNTED, SessionUsage, response_counts
+from realtime_trio._usage import COUNTS, MAX_UNCOUNTED, SessionUsage, response_counts
 from realtime_trio.testing import StartServer, open_call
 from sim_client import SimControl, session_state, wait_until
 
@@ -281,4 +281,9 @@ def test_usage_noted_on_the_receive_path_is_counted_when_read_and_never_held_unb
 
     for _ in range(MAX_UNCOUNTED):
         counted.note("gpt-realtime", one, response=True)
-    assert len(seen) == 1 + MAX_UNCOUNTED  # counted once the bound was reached, unread
+    # Counted once the bound was reached, unread: a batch's responses summed by model.
+    total = COUNTS.index("total_tokens")
+    assert [(model, counts[total]) for model, counts in seen] == [
+        ("gpt-realtime", 15),
+        ("gpt-realtime", 15 * MAX_UNCOUNTED),
+    ]

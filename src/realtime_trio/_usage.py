@@ -160,13 +160,23 @@ class SessionUsage:
             self.count()
 
     def count(self) -> None:
-        """Count what was noted."""
+        """Count what was noted: the responses' counts summed by model first, so the sums and
+        `counted` take each model's once."""
+        if not self._uncounted:
+            return
         uncounted, self._uncounted = self._uncounted, []
+        summed: dict[str, list[int]] = {}
         for response, model, usage in uncounted:
-            if response:
-                self.count_response(model, usage)
-            else:
+            if not response:
                 self.add_transcription(usage, self.pricing.price(model))
+            elif (counts := response_counts(usage)) is not None:
+                self.responses += 1
+                sums = summed.get(model)
+                summed[model] = list(counts) if sums is None else list(map(add, sums, counts))
+        for model, sums in summed.items():
+            self._add_counts(model, sums)
+            if self.counted is not None:
+                self.counted(model, tuple(sums))
 
     def count_response(self, model: str, usage: object) -> tuple[int, ...] | None:
         """Count a `response.done`'s usage now; its counts (None: no usage)."""
@@ -210,6 +220,9 @@ class SessionUsage:
     def add_response(self, model: str, counts: tuple[int, ...]) -> None:
         """One response's counts (`response_counts`), by the realtime *model* that made it."""
         self.responses += 1
+        self._add_counts(model, counts)
+
+    def _add_counts(self, model: str, counts: tuple[int, ...] | list[int]) -> None:
         sums = self.response_counts.get(model)
         self.response_counts[model] = list(counts if sums is None else map(add, sums, counts))
 
