@@ -287,3 +287,23 @@ def test_usage_noted_on_the_receive_path_is_counted_when_read_and_never_held_unb
         ("gpt-realtime", 15),
         ("gpt-realtime", 15 * MAX_UNCOUNTED),
     ]
+
+
+def test_a_malformed_usage_counts_as_zero_and_never_raises() -> None:
+    counted = SessionUsage(pricing=Pricing.load())
+    for usage in (
+        {"input_token_details": ["not", "an", "object"], "output_token_details": "x"},
+        {"input_tokens": "ten", "total_tokens": -3, "input_token_details": {"text_tokens": 1.5}},
+        {"input_token_details": {"cached_tokens": 5, "cached_tokens_details": 7}},
+        "not even an object",
+    ):
+        counted.note("gpt-realtime", usage, response=True)
+    counted.note("gpt-4o-mini-transcribe", {"input_token_details": [1]}, response=False)
+    counted.add_extraction({"input_tokens": 3, "input_tokens_details": "?"}, None)
+
+    view = counted.as_json()
+    assert view["responses"] == 3  # the one that is not an object is no response's usage
+    assert (view["inputTokens"], view["totalTokens"]) == (0, 0)
+    assert view["inputTokenDetails"]["cachedTokens"] == 5
+    assert view["transcription"]["items"] == 1
+    assert view["extraction"]["inputTokens"] == 3

@@ -132,9 +132,13 @@ class SessionManager:
             await trio.sleep_forever()
 
     def count_usage(self) -> None:
-        """Count the usage every session here noted (the metrics then have it all)."""
+        """Count the usage every session here noted (the metrics then have it all). This runs
+        in the manager's own loop, so a session whose usage cannot be counted is only logged."""
         for session in self._live.values():
-            session.record.usage.count()
+            try:
+                session.record.usage.count()
+            except Exception:
+                logger.exception("session %s: its usage could not be counted", session.session_id)
 
     async def _push_tool_changes(self) -> None:
         """Live calls get the new tool list each time it changes (MCP servers change theirs)."""

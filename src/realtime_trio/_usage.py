@@ -45,15 +45,21 @@ def _int(value: object) -> int:
     return value if isinstance(value, int) and value > 0 else 0
 
 
+def _dict(value: object) -> dict[str, Any]:
+    """A part of a usage that should be an object: anything else reads as empty, so a
+    malformed usage counts as 0 and never raises where it is counted (a view, the metrics)."""
+    return value if isinstance(value, dict) else _EMPTY
+
+
 def response_counts(usage: object) -> tuple[int, ...] | None:
     """`response.done`'s `response.usage` as counts (`COUNTS`), read defensively: a missing
     part counts 0. A cached part without a breakdown by modality counts as text (the cheapest
     reading), and no modality's cached part exceeds its input."""
     if not isinstance(usage, dict):
         return None
-    details = usage.get("input_token_details") or _EMPTY
-    out = usage.get("output_token_details") or _EMPTY
-    breakdown = details.get("cached_tokens_details") or _EMPTY
+    details = _dict(usage.get("input_token_details"))
+    out = _dict(usage.get("output_token_details"))
+    breakdown = _dict(details.get("cached_tokens_details"))
     counts: tuple[int, ...] = (
         details.get("text_tokens") or 0,
         details.get("audio_tokens") or 0,
@@ -252,7 +258,7 @@ class SessionUsage:
                 self.transcription_seconds += float(seconds)
             self.transcription.add(0, 0, 0, None)  # priced by the minute: not in the table
             return
-        details = usage.get("input_token_details") or _EMPTY
+        details = _dict(usage.get("input_token_details"))
         cost = None
         if price is not None:
             text_in, _, audio_in, _, _, _, text_out, _ = price.flat
@@ -278,7 +284,7 @@ class SessionUsage:
             _int(usage.get("output_tokens")),
         )
         cached = min(
-            _int((usage.get("input_tokens_details") or {}).get("cached_tokens")), input_tokens
+            _int(_dict(usage.get("input_tokens_details")).get("cached_tokens")), input_tokens
         )
         cost = None
         if price is not None:
