@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from operator import add
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -27,7 +26,7 @@ from prometheus_client import (
 )
 
 from ._pricing import ModelPrice
-from ._usage import TOKEN_KINDS, counts_cost
+from ._usage import TOKEN_KINDS, add_counts, counts_cost
 
 PREFIX = "realtime_trio"
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -43,7 +42,9 @@ class Metrics:
 
     def __init__(self) -> None:
         self._multiprocess_dir = os.environ.get(MULTIPROCESS_DIR) or None
-        self._pending: dict[str, tuple[tuple[int, ...], ModelPrice | None]] = {}
+        # Usage counted since the last flush: counts (`COUNTS`) and price, by model.
+        self._pending: dict[str, list[int]] = {}
+        self._prices: dict[str, ModelPrice | None] = {}
         registry = self.registry = CollectorRegistry(auto_describe=True)
         self.http_requests = Counter(
             f"{PREFIX}_http_requests",
@@ -139,17 +140,17 @@ class Metrics:
         self.upstream_duration.labels(endpoint).observe(seconds)
 
     def usage(self, model: str, counts: tuple[int, ...], price: ModelPrice | None) -> None:
-        """Count one response's tokens (`COUNTS`), priced by *price* (None: unknown). This
-        runs on the receive path, once per response: it adds to plain sums that `flush` hands
-        to the counters (a counter's `labels` alone costs more than the rest of the event)."""
-        pending = self._pending.get(model)
-        summed = counts if pending is None else tuple(map(add, pending[0], counts))
-        self._pending[model] = (summed, price)
+        """Count tokens (`COUNTS`, of one response or a session's batch), priced by *price*
+        (None: unknown). It adds to plain sums that `flush` hands to the counters: a counter's
+        `labels` alone costs more than a response's handling on the receive path."""
+        add_counts(self._pending, model, counts)
+        self._prices[model] = price
 
     def flush(self) -> None:
         """Hand the sums `usage` kept to the counters (before a scrape, and once a second)."""
         pending, self._pending = self._pending, {}
-        for model, (counts, price) in pending.items():
+        for model, counts in pending.items():
+            price = self._prices[model]
             for kind, count in zip(TOKEN_KINDS, counts, strict=False):
                 if count:
                     self.usage_tokens.labels(model, kind).inc(count)

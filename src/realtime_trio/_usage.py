@@ -91,6 +91,14 @@ def response_counts(usage: object) -> tuple[int, ...] | None:
     return counts
 
 
+def add_counts(
+    by_model: dict[str, list[int]], model: str, counts: tuple[int, ...] | list[int]
+) -> None:
+    """Add *counts* (`COUNTS`) to *model*'s sums in *by_model*."""
+    sums = by_model.get(model)
+    by_model[model] = list(counts if sums is None else map(add, sums, counts))
+
+
 def counts_cost(counts: tuple[int, ...] | list[int], price: ModelPrice) -> float:
     """USD for *counts* (`COUNTS`; one response's, or a sum of them)."""
     text_in, text_cached, audio_in, audio_cached, image_in, image_cached, text_out, audio_out = (
@@ -177,10 +185,9 @@ class SessionUsage:
                 self.add_transcription(usage, self.pricing.price(model))
             elif (counts := response_counts(usage)) is not None:
                 self.responses += 1
-                sums = summed.get(model)
-                summed[model] = list(counts) if sums is None else list(map(add, sums, counts))
+                add_counts(summed, model, counts)
         for model, sums in summed.items():
-            self._add_counts(model, sums)
+            add_counts(self.response_counts, model, sums)
             if self.counted is not None:
                 self.counted(model, tuple(sums))
 
@@ -226,16 +233,12 @@ class SessionUsage:
     def add_response(self, model: str, counts: tuple[int, ...]) -> None:
         """One response's counts (`response_counts`), by the realtime *model* that made it."""
         self.responses += 1
-        self._add_counts(model, counts)
-
-    def _add_counts(self, model: str, counts: tuple[int, ...] | list[int]) -> None:
-        sums = self.response_counts.get(model)
-        self.response_counts[model] = list(counts if sums is None else map(add, sums, counts))
+        add_counts(self.response_counts, model, counts)
 
     def _summed(self) -> list[int]:
         summed = list(NO_COUNTS)
         for counts in self.response_counts.values():
-            summed = [a + b for a, b in zip(summed, counts, strict=True)]
+            summed = list(map(add, summed, counts))
         return summed
 
     def _responses_cost(self) -> float | None:
