@@ -73,10 +73,16 @@ class Tool:
             return self.parameters
         return schema_validator(self.parameters)
 
-    def check_parameters(self) -> None:
-        """Raise `jsonschema.SchemaError` if the parameters are a JSON Schema that is not one
-        (registration calls it, so a bad schema stops start-up, not a call)."""
-        self._checker  # noqa: B018 (compiled once, here)
+    def parameters_problem(self) -> str | None:
+        """Why the parameters are a JSON Schema that is not one, in a line; None when they are
+        fine. Registering a tool asks, so a bad schema is found at start-up, not at a call
+        (and the schema is compiled once, here)."""
+        try:
+            self._checker  # noqa: B018
+        except Exception as exc:  # jsonschema's SchemaError, or what a malformed schema raises
+            text = str(exc)
+            return text.splitlines()[0] if text else type(exc).__name__
+        return None
 
     def parse_arguments(self, text: str) -> Any:
         """A call's arguments (JSON text) as the handler takes them.

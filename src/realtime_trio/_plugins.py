@@ -42,7 +42,7 @@ logger = logging.getLogger("realtime_trio.plugins")
 ENTRY_POINT_GROUP = "realtime_trio"
 HOOK_PREFIX = "rt_"
 # What the Realtime API accepts as a function name.
-TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
 class PluginError(Exception):
@@ -343,18 +343,15 @@ def _collect_tools(manager: pluggy.PluginManager) -> dict[str, RegisteredTool]:
         for tool in offered:
             if not isinstance(tool, Tool):
                 raise PluginError(f"plugin {plugin!r} returned {tool!r}, which is not a Tool")
-            if not TOOL_NAME.match(tool.name):
+            if not _TOOL_NAME.match(tool.name):
                 raise PluginError(
                     f"plugin {plugin!r} has a tool with an invalid name {tool.name!r}"
                 )
-            try:
-                tool.check_parameters()
-            except Exception as exc:  # jsonschema's SchemaError, or what a bad schema raises
-                first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if (problem := tool.parameters_problem()) is not None:
                 raise PluginError(
                     f"plugin {plugin!r}: the parameters of tool {tool.name!r} are not a valid "
-                    f"JSON Schema: {first_line}"
-                ) from None
+                    f"JSON Schema: {problem}"
+                )
             if tool.name in tools:
                 other = tools[tool.name].plugin
                 raise PluginError(

@@ -81,15 +81,13 @@ class McpServers:
                 continue
             origin[name] = mcp_tool.name
             tool = _tool(connection, mcp_tool, name)
-            try:
-                tool.check_parameters()
-            except Exception as exc:
+            if (problem := tool.parameters_problem()) is not None:
                 logger.error(
                     "MCP server %s: tool %s has an inputSchema that is not a JSON Schema (%s); "
                     "not offered",
                     config.name,
                     mcp_tool.name,
-                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                    problem,
                 )
                 continue
             tools[name] = RegisteredTool(tool, plugin=None, source=config.source)
