@@ -17,7 +17,7 @@ import inspect
 import logging
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from importlib.metadata import entry_points
@@ -112,7 +112,11 @@ class PluginRegistry:
     def _definitions(self) -> tuple[dict[str, Any], ...]:
         return tuple(registered.tool.definition() for registered in self._tools.values())
 
-    def set_source_tools(self, source: str, tools: Iterable[RegisteredTool]) -> list[str]:
+    def source_tools(self, source: str) -> list[str]:
+        """The names of the tools *source* offers now."""
+        return [registered.tool.name for registered in self._source_tools.get(source, ())]
+
+    def set_source_tools(self, source: str, tools: Sequence[RegisteredTool]) -> list[str]:
         """Offer *tools* from *source* in place of what it offered before.
 
         Returns the names not offered because a plugin or another source has them already.

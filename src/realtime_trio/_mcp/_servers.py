@@ -36,7 +36,6 @@ class McpServers:
         self._plugins = plugins
         self._file = file
         self._connections = [McpConnection(c, tools_listed=self._offer) for c in configs]
-        self._offered: dict[str, list[str]] = {c.name: [] for c in configs}
         self._starting = True
         self._clashes: list[str] = []
 
@@ -63,7 +62,7 @@ class McpServers:
     def describe(self) -> dict[str, dict[str, Any]]:
         """Each server's state, for `GET /tools`."""
         return {
-            c.name: {**c.describe(), "tools": list(self._offered[c.name])}
+            c.name: {**c.describe(), "tools": self._plugins.source_tools(c.config.source)}
             for c in self._connections
         }
 
@@ -99,10 +98,8 @@ class McpServers:
                 f"tool {origin[name]!r} of MCP server {config.name!r} becomes {name!r} on calls, "
                 f"the name of a tool of {owner}"
             )
-        self._offered[config.name] = [name for name in tools if name not in refused]
-        logger.info(
-            "MCP server %s: tools %s", config.name, ", ".join(self._offered[config.name]) or "none"
-        )
+        offered = self._plugins.source_tools(config.source)
+        logger.info("MCP server %s: tools %s", config.name, ", ".join(offered) or "none")
 
     def _clash(self, message: str) -> None:
         if self._starting:
