@@ -163,14 +163,12 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         trio.run(partial(run_until_signalled, run, grace_seconds=settings.shutdown_grace_seconds))
     except BaseExceptionGroup as group:
-        # A clash of tool names found once MCP servers answered at start-up: one line.
+        # A clash of tool names found once MCP servers answered at start-up: one line. It
+        # comes out of the run's nurseries, so always in a group.
         found = group.subgroup(McpConfigError)
         if found is None:
             raise
         print(f"realtime-trio: {_innermost(found)}", file=sys.stderr)
-        return 2
-    except McpConfigError as exc:
-        print(f"realtime-trio: {exc}", file=sys.stderr)
         return 2
     return 0
 
