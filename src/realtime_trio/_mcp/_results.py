@@ -8,8 +8,6 @@ line, never dropped without a word: the model can then tell the user what it got
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 import mcp_types
@@ -46,8 +44,5 @@ def _describe(item: Any) -> str:
 
 
 def _size(data: str) -> str:
-    try:
-        size = len(base64.b64decode(data, validate=False))
-    except (binascii.Error, ValueError):
-        size = len(data)
-    return f"{size} bytes"
+    """The size of base64 *data*, from its length: decoding it only to measure it is waste."""
+    return f"{len(data) * 3 // 4 - data[-2:].count('=')} bytes"
