@@ -38,10 +38,16 @@ async def tools_of(client: httpx.AsyncClient) -> dict[str, Any]:
 
 
 async def start_with_stdio(
-    start_server: StartServer, tmp_path: Path, log: McpLog, **entry: Any
+    start_server: StartServer,
+    tmp_path: Path,
+    log: McpLog,
+    entry: dict[str, Any] | None = None,
+    **settings: Any,
 ) -> str:
-    servers = write_servers_file(tmp_path, {"shop": stdio_entry(log, **entry)})
-    return await start_server(mcp_servers_file=servers)
+    """A server whose one MCP server, `shop`, is the test server over stdio (*entry*: more
+    keys of its entry; *settings*: the server's)."""
+    servers = write_servers_file(tmp_path, {"shop": stdio_entry(log, **(entry or {}))})
+    return await start_server(mcp_servers_file=servers, **settings)
 
 
 def offered_tools(update: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -141,7 +147,7 @@ async def test_arguments_that_break_the_schema_never_reach_the_server(
 async def test_allowed_tools_limits_what_is_offered(
     start_server: StartServer, sim: SimControl, tmp_path: Path, log: McpLog
 ) -> None:
-    url = await start_with_stdio(start_server, tmp_path, log, allowedTools=["echo_text"])
+    url = await start_with_stdio(start_server, tmp_path, log, {"allowedTools": ["echo_text"]})
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         listed = await tools_of(client)
         call = await open_call(client, sim)
@@ -160,7 +166,7 @@ async def test_a_stdio_server_that_dies_mid_call_is_restarted_and_the_call_answe
     start_server: StartServer, sim: SimControl, tmp_path: Path, log: McpLog
 ) -> None:
     # Far longer than the test could wait: `unavailable` comes from the loss, not a timeout.
-    url = await start_with_stdio(start_server, tmp_path, log, timeoutSeconds=60)
+    url = await start_with_stdio(start_server, tmp_path, log, {"timeoutSeconds": 60})
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         call = await open_call(client, sim)
         started = trio.current_time()
@@ -185,7 +191,7 @@ async def test_a_stdio_server_that_dies_mid_call_is_restarted_and_the_call_answe
 async def test_a_call_past_its_timeout_is_cancelled_on_the_server_which_stays_usable(
     start_server: StartServer, sim: SimControl, tmp_path: Path, log: McpLog
 ) -> None:
-    url = await start_with_stdio(start_server, tmp_path, log, timeoutSeconds=0.5)
+    url = await start_with_stdio(start_server, tmp_path, log, {"timeoutSeconds": 0.5})
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         call = await open_call(client, sim)
         slow = await call.call_tool("shop__wait", {"seconds": 30})
@@ -489,8 +495,7 @@ def test_the_guides_other_examples_are_valid(tmp_path: Path) -> None:
 async def test_the_output_cap_applies_to_mcp_results(
     start_server: StartServer, sim: SimControl, tmp_path: Path, log: McpLog
 ) -> None:
-    servers = write_servers_file(tmp_path, {"shop": stdio_entry(log)})
-    url = await start_server(mcp_servers_file=servers, tool_output_max_bytes=200)
+    url = await start_with_stdio(start_server, tmp_path, log, tool_output_max_bytes=200)
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         call = await open_call(client, sim)
         big = await call.call_tool("shop__echo_text", {"text": "x" * 500})
